@@ -1,0 +1,68 @@
+//! The router: every route of the HTTP API in one place, and the state handlers share.
+//!
+//! Nothing else happens here. Handlers live beside the module that owns their data and stay
+//! thin: parse, check the caller's permission, call the module, answer.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::{get, post};
+
+use crate::bookmarks::BookmarkStore;
+use crate::error::AppError;
+use crate::grain::Mode;
+use crate::layout::Layout;
+use crate::regions::Regions;
+use crate::search::SearchIndex;
+use crate::tiles::TileStore;
+use crate::tutorial::TutorialStore;
+use crate::{bookmarks, regions, search, status, tiles, tutorial};
+
+/// Request bodies are small JSON objects; anything larger is refused before it is read.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+pub struct AppState {
+    pub mode: Mode,
+    pub layout: Layout,
+    pub bookmarks: BookmarkStore,
+    pub tutorial: TutorialStore,
+    pub search: SearchIndex,
+    pub tiles: TileStore,
+    pub regions: Regions,
+}
+
+pub type SharedState = Arc<AppState>;
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/app/bookmarks", get(bookmarks::http::list))
+        .route("/app/bookmark", post(bookmarks::http::save))
+        .route("/app/bookmark-delete", post(bookmarks::http::delete))
+        .route("/app/export.kmz", get(bookmarks::http::export_kmz))
+        .route("/app/search", get(search::http::search))
+        .route("/app/map-download-status", get(status::get))
+        .route("/app/download-manifest", post(regions::http::fetch_manifest))
+        .route("/app/download-map", post(regions::http::download))
+        .route("/app/map-delete", post(regions::http::delete))
+        .route("/app/tutorial-mode", post(tutorial::http::set_mode))
+        .route("/app-go/tutorial-mode", post(tutorial::http::set_mode))
+        .route("/tiles/{archive}", get(tiles::http::archive))
+        .route("/tiles/{z}/{x}/{y}", get(tiles::http::tile))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
+    AppError::MethodNotAllowed(format!(
+        "{} does not accept {method} requests.",
+        uri.path()
+    ))
+}
+
+async fn not_found(uri: Uri) -> AppError {
+    AppError::NotFound(format!("There is nothing at {}.", uri.path()))
+}

@@ -1,0 +1,18 @@
+//! Desert Atlas grain server: a self-hosted world map for Sandstorm.
+//!
+//! The crate is a library so that the binary, the integration tests and the benchmarks share
+//! one implementation. `cli` is the front door; `app` holds every route.
+
+pub mod app;
+pub mod bookmarks;
+pub mod cli;
+pub mod error;
+pub mod grain;
+pub mod layout;
+pub mod regions;
+pub mod search;
+pub mod server;
+pub mod status;
+pub mod tile_id;
+pub mod tiles;
+pub mod tutorial;

@@ -1,0 +1,17 @@
+//! `GET /app/map-download-status`: the one answer the web client polls to draw its
+//! download panel, tutorial and permission-dependent controls (keys fixed by CONTRACT §2).
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::app::SharedState;
+use crate::error::Result;
+use crate::grain::Caller;
+
+pub async fn get(State(state): State<SharedState>, caller: Caller) -> Result<Json<Value>> {
+    let mut body = state.regions.status_json();
+    body["tutorial-mode"] = json!(state.tutorial.mode_for(&caller).await?);
+    body["permissions"] = json!(caller.permission_names());
+    Ok(Json(body))
+}

@@ -1,0 +1,99 @@
+//! The command line: modes, refusals, and errors a person can act on (CONTRACT §1).
+
+use std::process::Command;
+
+use crate::common::{BIN, TestServer, assert_error};
+
+fn serve(args: &[&str], sandstorm: bool) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve").args(args).env_remove("SANDSTORM");
+    if sandstorm {
+        cmd.env("SANDSTORM", "1");
+    }
+    cmd.output().expect("run desert-atlas")
+}
+
+#[test]
+fn local_inside_a_grain_is_refused_with_one_line() {
+    let out = serve(&["--local", "--listen", "127.0.0.1:0"], true);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--local"), "{err}");
+}
+
+#[test]
+fn neither_local_nor_grain_is_refused() {
+    let out = serve(&["--listen", "127.0.0.1:0"], false);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--local"));
+}
+
+#[test]
+fn a_busy_port_is_one_clear_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = serve(
+        &["--listen", &addr, "--data-dir", dir.path().to_str().unwrap()],
+        true,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen on"), "{err}");
+}
+
+#[test]
+fn an_unusable_data_dir_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let out = serve(
+        &["--listen", "127.0.0.1:0", "--data-dir", file.to_str().unwrap()],
+        true,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("data directory"), "{err}");
+}
+
+#[test]
+fn a_bad_flag_is_refused() {
+    let out = serve(&["--no-such-flag"], true);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    assert_error(server.get("/app/no-such-thing").await, 404).await;
+    assert_error(server.get("/app/bookmark").await, 405).await;
+}
+
+#[tokio::test]
+async fn status_lists_the_callers_permissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let viewer: serde_json::Value = server
+        .get_as("/app/map-download-status", None, "")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(viewer["permissions"], serde_json::json!([]));
+    let owner = server.get_json("/app/map-download-status").await;
+    assert_eq!(owner["permissions"], serde_json::json!(["download", "bookmarks"]));
+    for key in [
+        "available-areas",
+        "available-areas-status",
+        "in-progress",
+        "queued-for-download",
+        "queued-for-deletion",
+        "done",
+        "tutorial-mode",
+    ] {
+        assert!(owner.get(key).is_some(), "status lacks {key}: {owner}");
+    }
+}

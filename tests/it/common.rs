@@ -1,0 +1,241 @@
+//! Starting the real `desert-atlas` binary for a test and talking to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_desert-atlas");
+
+/// How a test wants the server started.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Grain mode (`SANDSTORM=1`) instead of `--local`.
+    pub grain: bool,
+    pub extra_args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            grain: true,
+            extra_args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+pub struct TestServer {
+    pub data_dir: PathBuf,
+    pub base: String,
+    pub client: reqwest::Client,
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    options: Options,
+}
+
+impl TestServer {
+    /// Starts a server in grain mode on a fresh temporary data dir.
+    pub fn start(dir: &Path) -> TestServer {
+        Self::start_with(dir, Options::default())
+    }
+
+    pub fn start_with(dir: &Path, options: Options) -> TestServer {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(&options.extra_args)
+            .env_remove("SANDSTORM")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if options.grain {
+            cmd.env("SANDSTORM", "1");
+        } else {
+            cmd.arg("--local");
+        }
+        for (k, v) in &options.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start desert-atlas");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr piped");
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not start; its stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        TestServer {
+            data_dir: dir.to_path_buf(),
+            base,
+            client: http_client(),
+            child,
+            stderr,
+            options,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no chance to clean up, as when a grain's machine dies.
+    pub fn kill(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.data_dir.clone()
+    }
+
+    /// SIGTERM and wait, as when Sandstorm stops an idle grain.
+    pub fn stop(mut self) -> PathBuf {
+        unsafe_sigterm(self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return self.data_dir.clone();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.data_dir.clone()
+    }
+
+    /// Kills this server and starts another one on the same data dir with the same options.
+    pub fn restart(self) -> TestServer {
+        let options = self.options.clone();
+        let dir = self.kill();
+        TestServer::start_with(&dir, options)
+    }
+
+    /// A GET as a grain user with the given permissions (comma-separated, may be empty).
+    pub async fn get_as(&self, path: &str, user: Option<&str>, perms: &str) -> reqwest::Response {
+        with_identity(self.client.get(self.url(path)), user, perms)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn post_as(
+        &self,
+        path: &str,
+        user: Option<&str>,
+        perms: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        with_identity(self.client.post(self.url(path)), user, perms)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// A GET as the grain's owner (both permissions).
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_as(path, Some("owner"), "download,bookmarks").await
+    }
+
+    /// A POST as the grain's owner (both permissions).
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.post_as(path, Some("owner"), "download,bookmarks", body)
+            .await
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path).await;
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.expect("JSON body")
+    }
+
+    /// Polls the status endpoint until `done` says so, or panics after `timeout`.
+    pub async fn wait_for_status(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.get_json("/app/map-download-status").await;
+            if done(&status) {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("status never got there; last status: {status:#}\nlog:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A reqwest client for talking to servers on loopback (no proxy from the environment).
+pub fn http_client() -> reqwest::Client {
+    // reqwest is built without a default TLS provider; rustls needs one chosen once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("build HTTP client")
+}
+
+fn with_identity(
+    mut req: reqwest::RequestBuilder,
+    user: Option<&str>,
+    perms: &str,
+) -> reqwest::RequestBuilder {
+    if let Some(user) = user {
+        req = req.header("X-Sandstorm-User-Id", user);
+    }
+    req.header("X-Sandstorm-Permissions", perms)
+        .header("X-Sandstorm-Session-Id", "test-session")
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts the contract's error body: `{"error": "<sentence>"}` with a non-empty sentence.
+pub async fn assert_error(resp: reqwest::Response, status: u16) -> String {
+    assert_eq!(resp.status(), status, "status");
+    let body: serde_json::Value = resp.json().await.expect("error body is JSON");
+    let msg = body["error"].as_str().expect("error body has \"error\"").to_string();
+    assert!(msg.len() > 10, "error message too short to act on: {msg:?}");
+    msg
+}
