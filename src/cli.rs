@@ -45,8 +45,8 @@ pub struct ServeArgs {
     /// Base URL of the map-data server.
     #[arg(long, default_value = DEFAULT_MAP_DATA_URL)]
     pub map_data_url: String,
-    /// Directory of the web client and base map (default: web/dist beside the current dir,
-    /// /opt/app/web/dist in a grain).
+    /// Directory of the generated assets: `web/` (the web client) and `base-map/` (default:
+    /// build/assets under the current dir with --local, /opt/app/build/assets in a grain).
     #[arg(long)]
     pub assets: Option<PathBuf>,
 }
@@ -112,8 +112,8 @@ impl ServeArgs {
         };
         let assets = match (self.assets, mode) {
             (Some(dir), _) => dir,
-            (None, Mode::Grain) => PathBuf::from("/opt/app/web/dist"),
-            (None, Mode::Local) => PathBuf::from("web/dist"),
+            (None, Mode::Grain) => PathBuf::from("/opt/app/build/assets"),
+            (None, Mode::Local) => PathBuf::from("build/assets"),
         };
         Ok(ServeConfig {
             mode,
