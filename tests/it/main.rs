@@ -2,4 +2,5 @@
 //! driven over HTTP. One test crate (modules below) so the suite links once.
 
 mod common;
+mod bookmarks;
 mod cli;
