@@ -43,7 +43,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/app/export.kmz", get(bookmarks::http::export_kmz))
         .route("/app/search", get(search::http::search))
         .route("/app/map-download-status", get(status::get))
-        .route("/app/download-manifest", post(regions::http::fetch_manifest))
+        .route(
+            "/app/download-manifest",
+            post(regions::http::fetch_manifest),
+        )
         .route("/app/download-map", post(regions::http::download))
         .route("/app/map-delete", post(regions::http::delete))
         .route("/app/tutorial-mode", post(tutorial::http::set_mode))
@@ -57,10 +60,7 @@ pub fn router(state: SharedState) -> Router {
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
-    AppError::MethodNotAllowed(format!(
-        "{} does not accept {method} requests.",
-        uri.path()
-    ))
+    AppError::MethodNotAllowed(format!("{} does not accept {method} requests.", uri.path()))
 }
 
 async fn not_found(uri: Uri) -> AppError {

@@ -16,7 +16,11 @@ pub const DEFAULT_MAP_DATA_URL: &str =
     "https://desert-atlas.danielkrol.com/1700099624.161532/1700099624.161532/";
 
 #[derive(Parser, Debug)]
-#[command(name = "desert-atlas", version, about = "Desert Atlas: a self-hosted world map")]
+#[command(
+    name = "desert-atlas",
+    version,
+    about = "Desert Atlas: a self-hosted world map"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

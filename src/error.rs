@@ -103,9 +103,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 fn json_rejection(rejection: JsonRejection) -> AppError {
     match rejection {
-        JsonRejection::JsonDataError(e) => {
-            AppError::BadRequest(format!("The JSON body has the wrong shape: {}.", e.body_text()))
-        }
+        JsonRejection::JsonDataError(e) => AppError::BadRequest(format!(
+            "The JSON body has the wrong shape: {}.",
+            e.body_text()
+        )),
         JsonRejection::JsonSyntaxError(_) => {
             AppError::BadRequest("The body is not valid JSON; send a JSON object.".into())
         }
@@ -115,7 +116,10 @@ fn json_rejection(rejection: JsonRejection) -> AppError {
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             AppError::PayloadTooLarge("The request body is too large; the limit is 1 MiB.".into())
         }
-        other => AppError::BadRequest(format!("The request body could not be read: {}.", other.body_text())),
+        other => AppError::BadRequest(format!(
+            "The request body could not be read: {}.",
+            other.body_text()
+        )),
     }
 }
 
@@ -134,5 +138,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 }
 
 fn query_rejection(rejection: QueryRejection) -> AppError {
-    AppError::BadRequest(format!("The query string is not valid: {}.", rejection.body_text()))
+    AppError::BadRequest(format!(
+        "The query string is not valid: {}.",
+        rejection.body_text()
+    ))
 }

@@ -139,7 +139,10 @@ mod tests {
     #[test]
     fn permission_names_are_matched_whole() {
         let mut h = HeaderMap::new();
-        h.insert("x-sandstorm-permissions", "downloads,bookmark".parse().unwrap());
+        h.insert(
+            "x-sandstorm-permissions",
+            "downloads,bookmark".parse().unwrap(),
+        );
         let c = Caller::from_bridge_headers(&h);
         assert!(!c.download && !c.bookmarks);
     }

@@ -54,10 +54,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .map_err(|e| format!("the server stopped: {e}"))
 }
 
-fn open_state(
-    config: &ServeConfig,
-    layout: Layout,
-) -> crate::error::Result<Arc<AppState>> {
+fn open_state(config: &ServeConfig, layout: Layout) -> crate::error::Result<Arc<AppState>> {
     Ok(Arc::new(AppState {
         mode: config.mode,
         bookmarks: BookmarkStore::open(&layout.bookmarks_db())?,

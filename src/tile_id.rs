@@ -47,9 +47,7 @@ impl<'de> Deserialize<'de> for TileId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
         TileId::parse(&raw).ok_or_else(|| {
-            serde::de::Error::custom(
-                "a tile id is 1 to 100 letters, digits, '-' or '_'",
-            )
+            serde::de::Error::custom("a tile id is 1 to 100 letters, digits, '-' or '_'")
         })
     }
 }

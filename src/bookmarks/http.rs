@@ -46,7 +46,9 @@ pub async fn save(
     caller.require(Permission::Bookmarks)?;
     let new = validate(&req)?;
     let saved = match (&req.id, &req.version) {
-        (None, _) | (Some(Value::Null), _) => blocking(move || state.bookmarks.create(&new)).await?,
+        (None, _) | (Some(Value::Null), _) => {
+            blocking(move || state.bookmarks.create(&new)).await?
+        }
         (Some(id), version) => {
             let id = text_id(id)?;
             let version = version.as_ref().and_then(Value::as_i64).ok_or_else(|| {
@@ -121,11 +123,15 @@ fn validate(req: &SaveRequest) -> Result<NewBookmark> {
             "A bookmark's \"name\" can be at most {MAX_NAME_CHARS} characters long."
         )));
     }
-    let latlng = req.latlng.as_ref().and_then(Value::as_object).ok_or_else(|| {
-        AppError::BadRequest(
+    let latlng =
+        req.latlng
+            .as_ref()
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                AppError::BadRequest(
             "A bookmark needs a \"latlng\" object such as {\"lat\": 43.77, \"lng\": 11.25}.".into(),
         )
-    })?;
+            })?;
     let coordinate = |key: &str, limit: f64| -> Result<f64> {
         match latlng.get(key).and_then(Value::as_f64) {
             Some(v) if v.is_finite() && v.abs() <= limit => Ok(v),

@@ -32,7 +32,8 @@ pub fn kmz(bookmarks: &[Bookmark]) -> Result<Vec<u8>> {
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
     zip.start_file("doc.kml", options).map_err(|e| fail(&e))?;
-    zip.write_all(kml(bookmarks).as_bytes()).map_err(|e| fail(&e))?;
+    zip.write_all(kml(bookmarks).as_bytes())
+        .map_err(|e| fail(&e))?;
     let cursor = zip.finish().map_err(|e| fail(&e))?;
     Ok(cursor.into_inner())
 }
@@ -51,7 +52,10 @@ mod tests {
             latlng: LatLng { lat: 1.0, lng: 2.0 },
         };
         let doc = kml(&[b]);
-        assert!(doc.contains("<name>Fish &amp; &lt;Chips&gt; &quot;R&quot;</name>"), "{doc}");
+        assert!(
+            doc.contains("<name>Fish &amp; &lt;Chips&gt; &quot;R&quot;</name>"),
+            "{doc}"
+        );
         assert!(doc.contains("<coordinates>2,1</coordinates>"));
     }
 }

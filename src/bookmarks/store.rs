@@ -211,7 +211,13 @@ mod tests {
         .unwrap();
         let s = BookmarkStore::open(&d.path().join("b.db")).unwrap();
         let list = s.list().unwrap();
-        assert_eq!(list[0].latlng, LatLng { lat: 43.77, lng: 11.25 });
+        assert_eq!(
+            list[0].latlng,
+            LatLng {
+                lat: 43.77,
+                lng: 11.25
+            }
+        );
         assert_eq!(list[0].version, 3);
     }
 }

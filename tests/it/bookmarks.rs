@@ -34,7 +34,10 @@ async fn a_created_bookmark_is_listed_with_version_zero() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path());
     let (id, saved) = create(&server, "Duomo").await;
-    assert_eq!(saved, json!({"name": "Duomo", "latlng": {"lat": 43.77, "lng": 11.25}, "version": 0}));
+    assert_eq!(
+        saved,
+        json!({"name": "Duomo", "latlng": {"lat": 43.77, "lng": 11.25}, "version": 0})
+    );
     let list = server.get_json("/app/bookmarks").await;
     assert_eq!(list, json!({ id: saved }));
 }
@@ -44,16 +47,17 @@ async fn an_update_bumps_the_version_and_a_stale_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path());
     let (id, _) = create(&server, "Duomo").await;
-    let update = |name: &str, version: i64| {
-        json!({"id": id, "version": version, "name": name, "latlng": {"lat": 1.0, "lng": 2.0}})
-    };
+    let update = |name: &str, version: i64| json!({"id": id, "version": version, "name": name, "latlng": {"lat": 1.0, "lng": 2.0}});
     let r = server.post("/app/bookmark", &update("Cathedral", 0)).await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body[1]["version"], 1);
     let msg = assert_error(server.post("/app/bookmark", &update("Mine", 0)).await, 409).await;
     assert!(msg.contains("Someone else"), "{msg}");
-    assert_eq!(server.get_json("/app/bookmarks").await[&id]["name"], "Cathedral");
+    assert_eq!(
+        server.get_json("/app/bookmarks").await[&id]["name"],
+        "Cathedral"
+    );
     let unknown = json!({"id": "nope", "version": 0, "name": "x", "latlng": {"lat": 1, "lng": 2}});
     assert_error(server.post("/app/bookmark", &unknown).await, 404).await;
 }
@@ -94,10 +98,18 @@ async fn delete_removes_and_unknown_or_missing_ids_are_404() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path());
     let (id, _) = create(&server, "Gone").await;
-    let r = server.post("/app/bookmark-delete", &json!({"id": id})).await;
+    let r = server
+        .post("/app/bookmark-delete", &json!({"id": id}))
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(server.get_json("/app/bookmarks").await, json!({}));
-    assert_error(server.post("/app/bookmark-delete", &json!({"id": id})).await, 404).await;
+    assert_error(
+        server
+            .post("/app/bookmark-delete", &json!({"id": id}))
+            .await,
+        404,
+    )
+    .await;
     assert_error(server.post("/app/bookmark-delete", &json!({})).await, 404).await;
 }
 
@@ -125,7 +137,11 @@ async fn bad_bookmarks_are_refused_with_a_sentence_and_nothing_is_stored() {
         let r = server.post("/app/bookmark", &body).await;
         assert_error(r, 400).await;
     }
-    for raw in ["{", "not json", "{\"name\": \"x\", \"latlng\": {\"lat\": NaN, \"lng\": 1}}"] {
+    for raw in [
+        "{",
+        "not json",
+        "{\"name\": \"x\", \"latlng\": {\"lat\": NaN, \"lng\": 1}}",
+    ] {
         let r = server
             .client
             .post(server.url("/app/bookmark"))
@@ -167,10 +183,24 @@ async fn without_the_bookmarks_permission_nothing_changes() {
     let add = json!({"name": "x", "latlng": {"lat": 1, "lng": 2}});
     let edit = json!({"id": id, "version": 0, "name": "x", "latlng": {"lat": 1, "lng": 2}});
     for perms in ["", "download"] {
-        assert_error(server.post_as("/app/bookmark", Some("v"), perms, &add).await, 403).await;
-        assert_error(server.post_as("/app/bookmark", Some("v"), perms, &edit).await, 403).await;
         assert_error(
-            server.post_as("/app/bookmark-delete", None, perms, &json!({"id": id})).await,
+            server
+                .post_as("/app/bookmark", Some("v"), perms, &add)
+                .await,
+            403,
+        )
+        .await;
+        assert_error(
+            server
+                .post_as("/app/bookmark", Some("v"), perms, &edit)
+                .await,
+            403,
+        )
+        .await;
+        assert_error(
+            server
+                .post_as("/app/bookmark-delete", None, perms, &json!({"id": id}))
+                .await,
             403,
         )
         .await;
@@ -185,13 +215,21 @@ async fn without_the_bookmarks_permission_nothing_changes() {
 async fn the_kmz_export_is_a_zip_of_escaped_kml_2_2() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path());
-    let names = ["Fish & Chips", "<script>", "\"Quoted\" 'single'", "Café 北京"];
+    let names = [
+        "Fish & Chips",
+        "<script>",
+        "\"Quoted\" 'single'",
+        "Café 北京",
+    ];
     for name in names {
         create(&server, name).await;
     }
     let r = server.get_as("/app/export.kmz", None, "").await;
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "application/vnd.google-earth.kmz");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.google-earth.kmz"
+    );
     assert_eq!(
         r.headers()["content-disposition"],
         "attachment; filename=export.kmz"
@@ -199,7 +237,10 @@ async fn the_kmz_export_is_a_zip_of_escaped_kml_2_2() {
     let bytes = r.bytes().await.unwrap();
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
     let mut kml = String::new();
-    zip.by_name("doc.kml").unwrap().read_to_string(&mut kml).unwrap();
+    zip.by_name("doc.kml")
+        .unwrap()
+        .read_to_string(&mut kml)
+        .unwrap();
     assert!(kml.contains("http://www.opengis.net/kml/2.2"));
 
     // The document is well-formed XML.
@@ -215,7 +256,14 @@ async fn the_kmz_export_is_a_zip_of_escaped_kml_2_2() {
     let name_elements: Vec<&str> = kml
         .split("<Placemark>")
         .skip(1)
-        .map(|p| p.split("<name>").nth(1).unwrap().split("</name>").next().unwrap())
+        .map(|p| {
+            p.split("<name>")
+                .nth(1)
+                .unwrap()
+                .split("</name>")
+                .next()
+                .unwrap()
+        })
         .collect();
     let mut unescaped: Vec<String> = name_elements
         .iter()

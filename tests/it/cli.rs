@@ -35,7 +35,12 @@ fn a_busy_port_is_one_clear_line() {
     let addr = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = serve(
-        &["--listen", &addr, "--data-dir", dir.path().to_str().unwrap()],
+        &[
+            "--listen",
+            &addr,
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
         true,
     );
     assert!(!out.status.success());
@@ -49,7 +54,12 @@ fn an_unusable_data_dir_is_one_clear_line() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
     let out = serve(
-        &["--listen", "127.0.0.1:0", "--data-dir", file.to_str().unwrap()],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            file.to_str().unwrap(),
+        ],
         true,
     );
     assert!(!out.status.success());
@@ -84,7 +94,10 @@ async fn status_lists_the_callers_permissions() {
         .unwrap();
     assert_eq!(viewer["permissions"], serde_json::json!([]));
     let owner = server.get_json("/app/map-download-status").await;
-    assert_eq!(owner["permissions"], serde_json::json!(["download", "bookmarks"]));
+    assert_eq!(
+        owner["permissions"],
+        serde_json::json!(["download", "bookmarks"])
+    );
     for key in [
         "available-areas",
         "available-areas-status",

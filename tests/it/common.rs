@@ -191,7 +191,10 @@ impl TestServer {
                 return status;
             }
             if Instant::now() > deadline {
-                panic!("status never got there; last status: {status:#}\nlog:\n{}", self.log());
+                panic!(
+                    "status never got there; last status: {status:#}\nlog:\n{}",
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -221,7 +224,10 @@ fn with_identity(
 }
 
 fn unsafe_sigterm(pid: u32) {
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
 }
 
 impl Drop for TestServer {
@@ -235,7 +241,10 @@ impl Drop for TestServer {
 pub async fn assert_error(resp: reqwest::Response, status: u16) -> String {
     assert_eq!(resp.status(), status, "status");
     let body: serde_json::Value = resp.json().await.expect("error body is JSON");
-    let msg = body["error"].as_str().expect("error body has \"error\"").to_string();
+    let msg = body["error"]
+        .as_str()
+        .expect("error body has \"error\"")
+        .to_string();
     assert!(msg.len() > 10, "error message too short to act on: {msg:?}");
     msg
 }
