@@ -130,6 +130,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // serde_urlencoded decodes invalid UTF-8 lossily; a query that is not text is refused.
+        let query = parts.uri.query().unwrap_or_default().replace('+', " ");
+        if percent_encoding::percent_decode_str(&query)
+            .decode_utf8()
+            .is_err()
+        {
+            return Err(AppError::BadRequest(
+                "The query string is not valid UTF-8 text; encode it as UTF-8.".into(),
+            ));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
             Err(rejection) => Err(query_rejection(rejection)),

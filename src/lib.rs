@@ -6,6 +6,7 @@
 pub mod app;
 pub mod bookmarks;
 pub mod cli;
+pub mod db;
 pub mod error;
 pub mod grain;
 pub mod layout;
@@ -13,6 +14,7 @@ pub mod regions;
 pub mod search;
 pub mod server;
 pub mod status;
+pub mod task;
 pub mod tile_id;
 pub mod tiles;
 pub mod tutorial;

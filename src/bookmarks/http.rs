@@ -16,6 +16,7 @@ use super::{Bookmark, NewBookmark, kml};
 use crate::app::SharedState;
 use crate::error::{ApiJson, AppError, Result};
 use crate::grain::{Caller, Permission};
+use crate::task::blocking;
 
 /// Longest bookmark name accepted, in characters.
 const MAX_NAME_CHARS: usize = 500;
@@ -146,13 +147,4 @@ fn validate(req: &SaveRequest) -> Result<NewBookmark> {
         lat: coordinate("lat", 90.0)?,
         lng: coordinate("lng", 180.0)?,
     })
-}
-
-/// Runs blocking storage work off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| AppError::internal("a background task failed", e))?
 }

@@ -4,10 +4,10 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use rand::RngExt;
-use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use crate::db::number;
 use crate::error::{AppError, Result};
 
 /// A bookmark as the API shows it.
@@ -40,8 +40,7 @@ pub struct BookmarkStore {
 
 impl BookmarkStore {
     pub fn open(path: &Path) -> Result<BookmarkStore> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let conn = crate::db::open(path)?;
         // The schema of existing grains, kept as it is so their file works unchanged.
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS bookmarks (
@@ -150,17 +149,6 @@ impl BookmarkStore {
         }
         Ok(())
     }
-}
-
-/// Old grains stored coordinates as text, newer rows as numbers; both read as f64.
-fn number(value: ValueRef<'_>) -> Option<f64> {
-    match value {
-        ValueRef::Real(f) => Some(f),
-        ValueRef::Integer(i) => Some(i as f64),
-        ValueRef::Text(t) => std::str::from_utf8(t).ok()?.trim().parse().ok(),
-        _ => None,
-    }
-    .filter(|f: &f64| f.is_finite())
 }
 
 /// 128 random bits as hex: unguessable and safe in URLs and file names.

@@ -4,4 +4,5 @@
 mod bookmarks;
 mod cli;
 mod common;
+mod search;
 mod tutorial;

@@ -1,0 +1,97 @@
+//! The search box's little language (CONTRACT §6), turned into an FTS5 expression.
+//!
+//! Words outside quotes match as prefixes, text inside a pair of quotes as a phrase, an
+//! unpaired quote is ignored and one-character words outside quotes are dropped; every term
+//! must match. User text only ever reaches FTS5 inside a double-quoted string of letters,
+//! digits and spaces, so nothing a user types (`*`, `:`, `^`, `(`, NEAR, AND, OR, NOT, column
+//! names) can act as an operator.
+
+use super::normalize::normalize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Term {
+    /// A word that matches any indexed word starting with it.
+    Prefix(String),
+    /// Words that must appear together, in order.
+    Phrase(String),
+}
+
+/// The terms of a query; empty when nothing searchable is left.
+pub fn parse(query: &str) -> Vec<Term> {
+    let mut text = normalize(query);
+    if text.matches('"').count() % 2 == 1 {
+        // The unpaired quote is the last one: the pairs before it are kept.
+        if let Some(last) = text.rfind('"') {
+            text.replace_range(last..=last, " ");
+        }
+    }
+    let mut terms = Vec::new();
+    for (i, segment) in text.split('"').enumerate() {
+        let words: Vec<&str> = segment.split_whitespace().collect();
+        if i % 2 == 1 {
+            if !words.is_empty() {
+                terms.push(Term::Phrase(words.join(" ")));
+            }
+        } else {
+            terms.extend(
+                words
+                    .into_iter()
+                    .filter(|w| w.len() > 1)
+                    .map(|w| Term::Prefix(w.to_string())),
+            );
+        }
+    }
+    terms
+}
+
+/// The FTS5 expression matching every term in the column `column`.
+pub fn fts_expression(terms: &[Term], column: &str) -> String {
+    let parts: Vec<String> = terms
+        .iter()
+        .map(|t| match t {
+            Term::Prefix(w) => format!("{column}:\"{w}\"*"),
+            Term::Phrase(p) => format!("{column}:\"{p}\""),
+        })
+        .collect();
+    parts.join(" AND ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(w: &str) -> Term {
+        Term::Prefix(w.into())
+    }
+
+    #[test]
+    fn words_are_prefixes_and_one_letter_words_are_dropped() {
+        assert_eq!(parse("caf a de"), vec![p("caf"), p("de")]);
+    }
+
+    #[test]
+    fn quoted_text_is_a_phrase_and_an_unpaired_quote_is_ignored() {
+        assert_eq!(
+            parse("\"new york\" pizza \"joe"),
+            vec![Term::Phrase("new york".into()), p("pizza"), p("joe")]
+        );
+        assert_eq!(parse("\"a\""), vec![Term::Phrase("a".into())]);
+    }
+
+    #[test]
+    fn operators_and_syntax_are_plain_words() {
+        let terms = parse("NEAR(a b) OR NOT x* ^start col:val AND (");
+        let expr = fts_expression(&terms, "n");
+        assert_eq!(
+            expr,
+            "n:\"neara\"* AND n:\"or\"* AND n:\"not\"* AND n:\"start\"* AND n:\"colval\"* AND n:\"and\"*"
+        );
+    }
+
+    #[test]
+    fn punctuation_only_is_empty() {
+        assert!(parse("*:^()!?").is_empty());
+        assert!(parse("\"\"").is_empty());
+        assert!(parse("").is_empty());
+    }
+}

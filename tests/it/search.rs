@@ -1,0 +1,396 @@
+//! Search: matching rules, nearest-first order, imports, old grains' indexes, hostile queries.
+
+use std::collections::HashMap;
+
+use desert_atlas::search::{MAX_RESULTS, SearchIndex, normalize::normalize, query::parse};
+use desert_atlas::tile_id::TileId;
+use serde_json::Value;
+
+use crate::common::{TestServer, assert_error};
+
+fn id(s: &str) -> TileId {
+    TileId::parse(s).unwrap()
+}
+
+fn index_with(csv: &str) -> (tempfile::TempDir, SearchIndex) {
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
+    index
+        .import_region(&id("region"), &mut csv.as_bytes(), &mut |_| {})
+        .unwrap();
+    (dir, index)
+}
+
+fn titles(index: &SearchIndex, q: &str) -> Vec<String> {
+    index
+        .search(q, 0.0, 0.0)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.title)
+        .collect()
+}
+
+/// Deterministic pseudo-random numbers, so generated data is the same on every run.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() % 1_000_000) as f64 / 1_000_000.0
+    }
+}
+
+#[test]
+fn the_header_row_is_not_a_place_and_bad_rows_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
+    let csv =
+        "name,lat,lng\nCafé Rouge,1,1\nBad,north,1\n,1,1\nFar,91,1\nToo,1,2,3,4\nStation,2,2\n";
+    let report = index
+        .import_region(&id("r1"), &mut csv.as_bytes(), &mut |_| {})
+        .unwrap();
+    assert_eq!((report.rows, report.bad_rows), (2, 4));
+    assert!(titles(&index, "name").is_empty());
+    assert_eq!(titles(&index, "caf"), vec!["Café Rouge"]);
+}
+
+#[test]
+fn prefixes_phrases_and_unpaired_quotes_follow_the_old_rules() {
+    let (_d, index) = index_with(
+        "name,lat,lng\nNew York Pizza,0,1\nYork New Bakery,0,2\nNewark,0,3\nSão Paulo,0,4\n北京,0,5\nSaint-Denis,0,6\n",
+    );
+    assert_eq!(titles(&index, "\"new york\""), vec!["New York Pizza"]);
+    assert_eq!(
+        titles(&index, "new york"),
+        vec!["New York Pizza", "York New Bakery"]
+    );
+    assert_eq!(
+        titles(&index, "\"new york"),
+        vec!["New York Pizza", "York New Bakery"]
+    );
+    assert_eq!(
+        titles(&index, "new"),
+        vec!["New York Pizza", "York New Bakery", "Newark"]
+    );
+    assert_eq!(titles(&index, "sao paulo"), vec!["São Paulo"]);
+    assert_eq!(titles(&index, "são"), vec!["São Paulo"]);
+    assert_eq!(titles(&index, "北京"), vec!["北京"]);
+    assert_eq!(titles(&index, "bei jing"), vec!["北京"]);
+    assert_eq!(titles(&index, "saint_denis"), vec!["Saint-Denis"]);
+    // One-letter words outside quotes are dropped; alone they leave nothing to search.
+    assert_eq!(titles(&index, "n"), Vec::<String>::new());
+    assert_eq!(titles(&index, "newa k"), vec!["Newark"]);
+}
+
+#[test]
+fn fts_syntax_in_queries_is_never_an_operator_or_an_error() {
+    let (_d, index) =
+        index_with("name,lat,lng\nNear Road,0,1\nOr Street,0,2\nNot Lane,0,3\nAnd Co,0,4\n");
+    let hostile = [
+        "*",
+        "near*",
+        "NEAR(a b)",
+        "NEAR",
+        "OR",
+        "AND",
+        "NOT",
+        "or street",
+        "\"",
+        "\"\"\"",
+        ":",
+        "^",
+        "normalized_name:near",
+        "keys:imp",
+        "a OR b",
+        "(",
+        ")",
+        "{x}",
+        "[x]",
+        "-near",
+        "+",
+        "near AND",
+        "NOT near",
+        "'",
+        "\\",
+        "\0",
+        "%",
+        "near\"road",
+        "\u{202e}",
+        "😀",
+        &"x".repeat(900),
+    ];
+    for q in hostile {
+        let result = index.search(q, 10.0, 10.0);
+        assert!(result.is_ok(), "{q:?}: {:?}", result.err());
+    }
+    assert_eq!(titles(&index, "NEAR"), vec!["Near Road"]);
+    assert_eq!(titles(&index, "or"), vec!["Or Street"]);
+    assert_eq!(titles(&index, "NOT"), vec!["Not Lane"]);
+    assert_eq!(titles(&index, "keys:imp"), Vec::<String>::new());
+}
+
+/// The old version's answer: every match, nearest per title, sorted by squared degrees.
+fn brute_force(rows: &[(String, f64, f64)], q: &str, lat: f64, lng: f64) -> Vec<(String, f64)> {
+    let terms = parse(q);
+    if terms.is_empty() {
+        return Vec::new();
+    }
+    let mut best: HashMap<&str, f64> = HashMap::new();
+    for (name, plat, plng) in rows {
+        let words: Vec<String> = normalize(name)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let ok = terms.iter().all(|t| match t {
+            desert_atlas::search::query::Term::Prefix(p) => {
+                words.iter().any(|w| w.starts_with(p.as_str()))
+            }
+            desert_atlas::search::query::Term::Phrase(p) => {
+                format!(" {} ", words.join(" ")).contains(&format!(" {p} "))
+            }
+        });
+        if ok {
+            let d = (plat - lat).powi(2) + (plng - lng).powi(2);
+            let e = best.entry(name).or_insert(f64::MAX);
+            *e = e.min(d);
+        }
+    }
+    let mut list: Vec<(String, f64)> = best.into_iter().map(|(n, d)| (n.to_string(), d)).collect();
+    list.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    list.truncate(MAX_RESULTS);
+    list
+}
+
+#[test]
+fn results_equal_a_full_distance_sort_with_one_result_per_title() {
+    let syllables = [
+        "san", "ta", "ro", "ma", "via", "del", "mon", "te", "ber", "lin", "sto", "ne",
+    ];
+    let mut rng = Lcg(7);
+    let mut rows = Vec::new();
+    let mut csv = String::from("name,lat,lng\n");
+    for _ in 0..20_000 {
+        let words = 1 + rng.next() % 3;
+        let name: Vec<String> = (0..words)
+            .map(|_| {
+                let a = syllables[(rng.next() % 12) as usize];
+                let b = syllables[(rng.next() % 12) as usize];
+                format!("{a}{b}")
+            })
+            .collect();
+        let name = name.join(" ");
+        // Clustered around a few cities, plus some spread over the world.
+        let (lat, lng) = if rng.next() % 4 == 0 {
+            (rng.unit() * 170.0 - 85.0, rng.unit() * 358.0 - 179.0)
+        } else {
+            let c = (rng.next() % 5) as f64;
+            (40.0 + c + rng.unit() * 0.5, 10.0 + c + rng.unit() * 0.5)
+        };
+        csv.push_str(&format!("{name},{lat},{lng}\n"));
+        rows.push((name, lat, lng));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
+    index
+        .import_region(&id("gen"), &mut csv.as_bytes(), &mut |_| {})
+        .unwrap();
+    let queries = [
+        "sa",
+        "ro",
+        "mon",
+        "santa",
+        "\"santa ro\"",
+        "ber lin",
+        "vi de",
+        "tene",
+        "x",
+    ];
+    let points = [
+        (40.2, 10.2),
+        (43.1, 13.3),
+        (-30.0, 100.0),
+        (0.0, 0.0),
+        (89.0, 179.0),
+    ];
+    for q in queries {
+        for (lat, lng) in points {
+            let got: Vec<(String, f64)> = index
+                .search(q, lat, lng)
+                .unwrap()
+                .into_iter()
+                .map(|p| {
+                    let d = (p.loc[0] - lat).powi(2) + (p.loc[1] - lng).powi(2);
+                    (p.title, d)
+                })
+                .collect();
+            let want = brute_force(&rows, q, lat, lng);
+            let got_d: Vec<f64> = got.iter().map(|g| g.1).collect();
+            let want_d: Vec<f64> = want.iter().map(|w| w.1).collect();
+            assert_eq!(got_d, want_d, "distances for {q:?} at {lat},{lng}");
+            let mut got_t: Vec<&String> = got.iter().map(|g| &g.0).collect();
+            let mut want_t: Vec<&String> = want.iter().map(|w| &w.0).collect();
+            got_t.sort();
+            want_t.sort();
+            assert_eq!(got_t, want_t, "titles for {q:?} at {lat},{lng}");
+        }
+    }
+}
+
+#[test]
+fn the_most_important_places_are_offered_far_away_in_distance_order() {
+    let mut csv = String::from("name,lat,lng,importance\n\"Paris, France\",48.85,2.35,2100000\n");
+    for i in 0..60 {
+        csv.push_str(&format!(
+            "Paris Street {i},{},-97.0,0\n",
+            31.0 + i as f64 * 0.01
+        ));
+    }
+    let (_d, index) = index_with(&csv);
+    let places = index.search("paris", 31.0, -97.0).unwrap();
+    assert_eq!(places.len(), MAX_RESULTS);
+    assert_eq!(places.last().unwrap().title, "Paris, France");
+    assert_eq!(places[0].title, "Paris Street 0");
+}
+
+#[test]
+fn importing_a_region_again_replaces_its_rows_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
+    let a = "name,lat,lng\nAlpha Old,1,1\n";
+    let b = "name,lat,lng\nBeta,1,1\n";
+    index
+        .import_region(&id("a"), &mut a.as_bytes(), &mut |_| {})
+        .unwrap();
+    index
+        .import_region(&id("b"), &mut b.as_bytes(), &mut |_| {})
+        .unwrap();
+    let a2 = "name,lat,lng\nAlpha New,1,1\n";
+    index
+        .import_region(&id("a"), &mut a2.as_bytes(), &mut |_| {})
+        .unwrap();
+    assert_eq!(titles(&index, "alpha"), vec!["Alpha New"]);
+    assert_eq!(titles(&index, "beta"), vec!["Beta"]);
+    index.delete_region(&id("a")).unwrap();
+    assert!(titles(&index, "alpha").is_empty());
+    assert_eq!(index.count_region(&id("b")).unwrap(), 1);
+}
+
+#[test]
+fn searches_keep_answering_with_the_old_rows_during_an_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
+    let old = "name,lat,lng\nOld Place,1,1\n";
+    index
+        .import_region(&id("r"), &mut old.as_bytes(), &mut |_| {})
+        .unwrap();
+
+    // An import that pauses half-way (inside its transaction) until the reader has looked.
+    let (to_reader, reader_rx) = std::sync::mpsc::channel::<()>();
+    let (to_writer, writer_rx) = std::sync::mpsc::channel::<()>();
+    let writer_index = index.clone();
+    let writer = std::thread::spawn(move || {
+        let mut csv = String::from("name,lat,lng\n");
+        for i in 0..30_000 {
+            csv.push_str(&format!("New Place {i},1,1\n"));
+        }
+        let mut paused = false;
+        writer_index
+            .import_region(&id("r"), &mut csv.as_bytes(), &mut |done| {
+                if done >= 10_000 && !paused {
+                    paused = true;
+                    to_reader.send(()).unwrap();
+                    writer_rx.recv().unwrap();
+                }
+            })
+            .unwrap()
+    });
+    reader_rx.recv().unwrap();
+    assert_eq!(titles(&index, "place"), vec!["Old Place"]);
+    to_writer.send(()).unwrap();
+    let report = writer.join().unwrap();
+    assert_eq!(report.rows, 30_000);
+    assert!(titles(&index, "old").is_empty());
+    assert_eq!(titles(&index, "new place").len(), MAX_RESULTS);
+}
+
+/// An old grain's search.db, as the previous version wrote it.
+pub fn write_legacy_search_db(path: &std::path::Path, rows: &[(&str, &str, &str, &str)]) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE VIRTUAL TABLE locations USING fts5(name UNINDEXED, normalized_name, tile_id UNINDEXED, lat UNINDEXED, lng UNINDEXED);",
+    )
+    .unwrap();
+    for (name, tile, lat, lng) in rows {
+        conn.execute(
+            "INSERT INTO locations VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![name, normalize(name), tile, lat, lng],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn an_old_grains_index_is_still_searchable_after_the_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("search.db");
+    write_legacy_search_db(
+        &path,
+        &[
+            ("Ponte Vecchio", "florence", "43.768", "11.253"),
+            ("Uffizi", "florence", "43.7678", "11.2553"),
+        ],
+    );
+    let index = SearchIndex::open(&path).unwrap();
+    let found = index.search("ponte", 43.0, 11.0).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].loc, [43.768, 11.253]);
+    assert_eq!(found[0].tile_id, "florence");
+    assert_eq!(index.count_region(&id("florence")).unwrap(), 2);
+    drop(index);
+    // Opening again does not move or duplicate anything.
+    let index = SearchIndex::open(&path).unwrap();
+    assert_eq!(index.count_region(&id("florence")).unwrap(), 2);
+}
+
+#[tokio::test]
+async fn search_over_http_answers_nearest_first_and_refuses_bad_points() {
+    let dir = tempfile::tempdir().unwrap();
+    write_legacy_search_db(
+        &dir.path().join("search.db"),
+        &[("Café Near", "r", "1", "1"), ("Café Far", "r", "10", "10")],
+    );
+    let server = TestServer::start(dir.path());
+    let found: Value = server.get_json("/app/search?q=caf&lat=0&lng=0").await;
+    assert_eq!(
+        found,
+        serde_json::json!([
+            {"title": "Café Near", "loc": [1.0, 1.0], "tile_id": "r"},
+            {"title": "Café Far", "loc": [10.0, 10.0], "tile_id": "r"},
+        ])
+    );
+    assert_eq!(
+        server.get_json("/app/search?q=&lat=0&lng=0").await,
+        serde_json::json!([])
+    );
+    assert_eq!(
+        server.get_json("/app/search?q=%22*%3A(&lat=0&lng=0").await,
+        serde_json::json!([])
+    );
+    for bad in [
+        "/app/search?q=caf",
+        "/app/search?q=caf&lat=0",
+        "/app/search?q=caf&lat=north&lng=0",
+        "/app/search?q=caf&lat=NaN&lng=0",
+        "/app/search?q=caf&lat=0&lng=inf",
+        "/app/search?q=caf&lat=95&lng=0",
+        "/app/search?q=%FF%FE&lat=0&lng=0",
+        "/app/search?q=caf&lat=0&lng=0&lat=1",
+    ] {
+        assert_error(server.get_as(bad, None, "").await, 400).await;
+    }
+}
