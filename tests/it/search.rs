@@ -185,7 +185,7 @@ fn results_equal_a_full_distance_sort_with_one_result_per_title() {
             .collect();
         let name = name.join(" ");
         // Clustered around a few cities, plus some spread over the world.
-        let (lat, lng) = if rng.next() % 4 == 0 {
+        let (lat, lng) = if rng.next().is_multiple_of(4) {
             (rng.unit() * 170.0 - 85.0, rng.unit() * 358.0 - 179.0)
         } else {
             let c = (rng.next() % 5) as f64;
