@@ -38,7 +38,7 @@ pub const IMPORTANT_SLOTS: usize = 5;
 /// Places at least this important (a population, say) get the `imp` key.
 pub const IMPORTANT_FROM: f64 = 100_000.0;
 /// Cell sizes in degrees, finest first.
-const CELL_SIZES: [f64; 5] = [0.05, 0.25, 1.0, 4.0, 16.0];
+const CELL_SIZES: [f64; 7] = [0.05, 0.15, 0.5, 1.5, 4.0, 10.0, 25.0];
 /// How often the import reports progress, in rows.
 const PROGRESS_EVERY: u64 = 10_000;
 
@@ -72,7 +72,7 @@ struct Inner {
 
 const SCHEMA: &str = "CREATE VIRTUAL TABLE IF NOT EXISTS places USING fts5(
     name UNINDEXED, normalized_name, keys, tile_id UNINDEXED, lat UNINDEXED, lng UNINDEXED,
-    importance UNINDEXED, prefix='2 3', tokenize='ascii');";
+    importance UNINDEXED, prefix='2 3', detail=column, tokenize='ascii');";
 
 const INSERT: &str =
     "INSERT INTO places (name, normalized_name, keys, tile_id, lat, lng, importance)
@@ -125,6 +125,11 @@ impl SearchIndex {
     ) -> Result<ImportReport> {
         let mut writer = lock(&self.inner.writer);
         let tx = writer.transaction()?;
+        // Merging segments while rows stream in costs more than merging once at the end.
+        tx.execute_batch(
+            "INSERT INTO places (places, rank) VALUES ('automerge', 0);
+             INSERT INTO places (places, rank) VALUES ('crisismerge', 64);",
+        )?;
         delete_rows(&tx, tile_id)?;
         let mut report = ImportReport::default();
         {
@@ -170,6 +175,11 @@ impl SearchIndex {
                 }
             }
         }
+        tx.execute_batch(
+            "INSERT INTO places (places) VALUES ('optimize');
+             INSERT INTO places (places, rank) VALUES ('automerge', 4);
+             INSERT INTO places (places, rank) VALUES ('crisismerge', 16);",
+        )?;
         tx.commit()?;
         progress(report.rows);
         Ok(report)
@@ -327,7 +337,10 @@ fn search_with(conn: &Connection, terms: &[Term], lat: f64, lng: f64) -> Result<
     for (level, size) in CELL_SIZES.iter().enumerate() {
         let (cx, cy) = cell(lat, lng, *size);
         let block: Vec<String> = (-1..=1)
-            .flat_map(|dx| (-1..=1).map(move |dy| cell_key(level, cx + dx, cy + dy)))
+            .flat_map(|dx| (-1..=1).map(move |dy| (cx + dx, cy + dy)))
+            // Cells past the poles or the antimeridian hold no places.
+            .filter(|(x, y)| *x >= 0 && *y >= 0)
+            .map(|(x, y)| cell_key(level, x, y))
             .collect();
         let expression = format!("({words}) AND keys:({})", block.join(" OR "));
         let found = nearest_per_title(matches(conn, &expression, lat, lng)?);

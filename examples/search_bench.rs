@@ -1,0 +1,110 @@
+//! Search benchmark: import rate of a generated 1,000,000-row CSV and query latency at that
+//! size, through the library (run by `scripts/bench/search`).
+
+use std::time::Instant;
+
+use desert_atlas::search::SearchIndex;
+use desert_atlas::tile_id::TileId;
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() % 1_000_000) as f64 / 1_000_000.0
+    }
+}
+
+const SYLLABLES: [&str; 24] = [
+    "san", "ta", "ro", "ma", "via", "del", "mon", "te", "ber", "lin", "sto", "ne", "ka", "ri",
+    "wa", "gen", "stra", "ße", "caf", "é", "nord", "os", "ville", "burg",
+];
+const KINDS: [&str; 8] = [
+    "Street", "Road", "Café", "School", "Church", "Park", "Station", "Hotel",
+];
+
+fn generate(rows: usize) -> String {
+    let mut rng = Lcg(42);
+    let mut csv = String::with_capacity(rows * 40);
+    csv.push_str("name,lat,lng\n");
+    let cities: Vec<(f64, f64)> = (0..200)
+        .map(|_| (rng.unit() * 120.0 - 55.0, rng.unit() * 340.0 - 170.0))
+        .collect();
+    for _ in 0..rows {
+        let words = 1 + rng.next() % 2;
+        for w in 0..words {
+            if w > 0 {
+                csv.push(' ');
+            }
+            let a = SYLLABLES[(rng.next() % 24) as usize];
+            let b = SYLLABLES[(rng.next() % 24) as usize];
+            let mut word = format!("{a}{b}");
+            if let Some(first) = word.get_mut(..1) {
+                first.make_ascii_uppercase();
+            }
+            csv.push_str(&word);
+        }
+        csv.push(' ');
+        csv.push_str(KINDS[(rng.next() % 8) as usize]);
+        let (clat, clng) = cities[(rng.next() % 200) as usize];
+        let lat = clat + rng.unit() * 2.0 - 1.0;
+        let lng = clng + rng.unit() * 2.0 - 1.0;
+        csv.push_str(&format!(",{lat:.6},{lng:.6}\n"));
+    }
+    csv
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let rows: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let csv = generate(rows);
+    let index = SearchIndex::open(&dir.path().join("search.db")).expect("open index");
+    let region = TileId::parse("bench").expect("tile id");
+    let start = Instant::now();
+    let report = index
+        .import_region(&region, &mut csv.as_bytes(), &mut |_| {})
+        .expect("import");
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "import: {} rows in {:.2} s = {:.0} rows/s",
+        report.rows,
+        secs,
+        report.rows as f64 / secs
+    );
+
+    let mut rng = Lcg(9);
+    let queries = [
+        "sa", "ro", "ma", "ta", "mon", "ber", "street", "caf", "station", "ka",
+    ];
+    let mut times = Vec::new();
+    let mut matched = 0usize;
+    for i in 0..400 {
+        let q = queries[i % queries.len()];
+        let (lat, lng) = (rng.unit() * 120.0 - 55.0, rng.unit() * 340.0 - 170.0);
+        let t = Instant::now();
+        let found = index.search(q, lat, lng).expect("search");
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        matched += found.len();
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "search at {} rows, prefix queries matching many rows: median {:.2} ms, p90 {:.2} ms, max {:.2} ms ({} results per query on average)",
+        report.rows,
+        percentile(&times, 0.5),
+        percentile(&times, 0.9),
+        times[times.len() - 1],
+        matched / times.len()
+    );
+}
