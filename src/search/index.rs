@@ -27,7 +27,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::normalize::normalize;
-use super::query::{Term, fts_expression, parse};
+use super::query::{Term, fts_expression, matches_phrases, parse};
 use crate::db::number;
 use crate::error::{AppError, Result};
 use crate::tile_id::TileId;
@@ -287,13 +287,23 @@ struct Candidate {
     importance: f64,
 }
 
-fn matches(conn: &Connection, expression: &str, lat: f64, lng: f64) -> Result<Vec<Candidate>> {
+fn matches(
+    conn: &Connection,
+    terms: &[Term],
+    expression: &str,
+    lat: f64,
+    lng: f64,
+) -> Result<Vec<Candidate>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT name, tile_id, lat, lng, importance FROM places WHERE places MATCH ?1",
+        "SELECT name, tile_id, lat, lng, importance, normalized_name FROM places WHERE places MATCH ?1",
     )?;
+    let phrases = terms.iter().any(|t| matches!(t, Term::Phrase(_)));
     let mut rows = stmt.query([expression])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
+        if phrases && !matches_phrases(terms, row.get_ref(5)?.as_str().unwrap_or_default()) {
+            continue;
+        }
         let (Some(plat), Some(plng)) = (number(row.get_ref(2)?), number(row.get_ref(3)?)) else {
             continue;
         };
@@ -343,7 +353,7 @@ fn search_with(conn: &Connection, terms: &[Term], lat: f64, lng: f64) -> Result<
             .map(|(x, y)| cell_key(level, x, y))
             .collect();
         let expression = format!("({words}) AND keys:({})", block.join(" OR "));
-        let found = nearest_per_title(matches(conn, &expression, lat, lng)?);
+        let found = nearest_per_title(matches(conn, terms, &expression, lat, lng)?);
         let radius = size * size;
         if found.iter().filter(|c| c.distance <= radius).count() >= MAX_RESULTS {
             nearest = Some(found);
@@ -352,12 +362,17 @@ fn search_with(conn: &Connection, terms: &[Term], lat: f64, lng: f64) -> Result<
     }
     let mut nearest = match nearest {
         Some(found) => found,
-        None => nearest_per_title(matches(conn, &words, lat, lng)?),
+        None => nearest_per_title(matches(conn, terms, &words, lat, lng)?),
     };
     nearest.truncate(MAX_RESULTS);
 
-    let mut important =
-        nearest_per_title(matches(conn, &format!("({words}) AND keys:imp"), lat, lng)?);
+    let mut important = nearest_per_title(matches(
+        conn,
+        terms,
+        &format!("({words}) AND keys:imp"),
+        lat,
+        lng,
+    )?);
     important.sort_by(|a, b| b.importance.total_cmp(&a.importance));
     important.truncate(IMPORTANT_SLOTS);
     for c in important {

@@ -45,15 +45,30 @@ pub fn parse(query: &str) -> Vec<Term> {
 }
 
 /// The FTS5 expression matching every term in the column `column`.
+///
+/// The index keeps no word positions (they make imports much slower), so a phrase matches
+/// here as all of its words; [`matches_phrases`] then checks their order on each candidate.
 pub fn fts_expression(terms: &[Term], column: &str) -> String {
     let parts: Vec<String> = terms
         .iter()
-        .map(|t| match t {
-            Term::Prefix(w) => format!("{column}:\"{w}\"*"),
-            Term::Phrase(p) => format!("{column}:\"{p}\""),
+        .flat_map(|t| match t {
+            Term::Prefix(w) => vec![format!("{column}:\"{w}\"*")],
+            Term::Phrase(p) => p.split(' ').map(|w| format!("{column}:\"{w}\"")).collect(),
         })
         .collect();
     parts.join(" AND ")
+}
+
+/// Whether the phrases among `terms` appear, word for word and in order, in `normalized`.
+pub fn matches_phrases(terms: &[Term], normalized: &str) -> bool {
+    let padded = format!(
+        " {} ",
+        normalized.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+    terms.iter().all(|t| match t {
+        Term::Prefix(_) => true,
+        Term::Phrase(p) => padded.contains(&format!(" {p} ")),
+    })
 }
 
 #[cfg(test)]
@@ -86,6 +101,14 @@ mod tests {
             expr,
             "n:\"neara\"* AND n:\"or\"* AND n:\"not\"* AND n:\"start\"* AND n:\"colval\"* AND n:\"and\"*"
         );
+    }
+
+    #[test]
+    fn phrases_match_whole_words_in_order() {
+        let terms = parse("\"new york\"");
+        assert!(matches_phrases(&terms, "new york pizza"));
+        assert!(!matches_phrases(&terms, "york new"));
+        assert!(!matches_phrases(&terms, "new yorker"));
     }
 
     #[test]
