@@ -6,3 +6,4 @@ mod cli;
 mod common;
 mod search;
 mod tutorial;
+mod upgrade;
