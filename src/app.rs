@@ -51,6 +51,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/app/map-delete", post(regions::http::delete))
         .route("/app/tutorial-mode", post(tutorial::http::set_mode))
         .route("/app-go/tutorial-mode", post(tutorial::http::set_mode))
+        .route("/tiles/tiles.json", get(tiles::http::tilejson))
         .route("/tiles/{archive}", get(tiles::http::archive))
         .route("/tiles/{z}/{x}/{y}", get(tiles::http::tile))
         .method_not_allowed_fallback(method_not_allowed)

@@ -43,6 +43,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let state = open_state(&config, layout).map_err(|e| e.to_string())?;
+    state.tiles.refresh().await;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
@@ -60,7 +61,7 @@ fn open_state(config: &ServeConfig, layout: Layout) -> crate::error::Result<Arc<
         bookmarks: BookmarkStore::open(&layout.bookmarks_db())?,
         tutorial: TutorialStore::open(&layout.tutorial_json())?,
         search: SearchIndex::open(&layout.search_db())?,
-        tiles: TileStore::open(&layout)?,
+        tiles: TileStore::new(&layout),
         regions: Regions::open(&layout, &config.map_data_url)?,
         layout,
     }))

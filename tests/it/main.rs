@@ -4,6 +4,8 @@
 mod bookmarks;
 mod cli;
 mod common;
+mod fixtures;
 mod search;
+mod tiles;
 mod tutorial;
 mod upgrade;

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::common::TestServer;
+use crate::fixtures::{FLORENCE, FLORENCE_Z10, mvt, write_pmtiles};
 use crate::search::write_legacy_search_db;
 
 /// Writes a data directory the way the previous version left it: bookmarks with text and
@@ -38,7 +39,11 @@ pub fn write_old_grain(root: &Path, tiles: &[u8]) {
     std::fs::write(root.join("tiles/florence.pmtiles"), tiles).unwrap();
     std::fs::write(root.join("search_imported/florence"), b"").unwrap();
     std::fs::write(root.join("tiles/pisa.pmtiles"), &tiles[..tiles.len() / 2]).unwrap();
-    std::fs::write(root.join("big_tmp/partial/pkg.tar.gz.00"), b"half a download").unwrap();
+    std::fs::write(
+        root.join("big_tmp/partial/pkg.tar.gz.00"),
+        b"half a download",
+    )
+    .unwrap();
     std::fs::write(
         root.join("manifest.1700099624.161532.json"),
         r#"{"florence": {"files": ["florence.tar.gz.00"], "bounds": [[43.7, 11.1], [43.9, 11.4]]}}"#,
@@ -49,7 +54,17 @@ pub fn write_old_grain(root: &Path, tiles: &[u8]) {
 #[tokio::test]
 async fn an_old_grain_keeps_its_bookmarks_tutorial_search_and_regions() {
     let dir = tempfile::tempdir().unwrap();
-    write_old_grain(dir.path(), &[7u8; 4096]);
+    let source = dir.path().join("florence.src");
+    write_pmtiles(
+        &source,
+        FLORENCE,
+        (0, 14),
+        &[(FLORENCE_Z10, mvt(&[("roads", &[])]))],
+        true,
+    );
+    let tiles = std::fs::read(&source).unwrap();
+    let tiles_len = tiles.len();
+    write_old_grain(dir.path(), &tiles);
     let server = TestServer::start(dir.path());
 
     let bookmarks = server.get_json("/app/bookmarks").await;
@@ -71,7 +86,11 @@ async fn an_old_grain_keeps_its_bookmarks_tutorial_search_and_regions() {
 
     let owner: Value = server.get_json("/app/map-download-status").await;
     assert_eq!(owner["tutorial-mode"], "TUTORIAL_DONE");
-    assert_eq!(owner["done"], json!(["florence"]), "only the fully installed region");
+    assert_eq!(
+        owner["done"],
+        json!(["florence"]),
+        "only the fully installed region"
+    );
     let friend: Value = server
         .get_as("/app/map-download-status", Some("friend"), "bookmarks")
         .await
@@ -80,15 +99,25 @@ async fn an_old_grain_keeps_its_bookmarks_tutorial_search_and_regions() {
         .unwrap();
     assert_eq!(friend["tutorial-mode"], "TUTORIAL_STARTED");
 
-    let found = server.get_json("/app/search?q=ponte&lat=43.77&lng=11.25").await;
+    let found = server
+        .get_json("/app/search?q=ponte&lat=43.77&lng=11.25")
+        .await;
     assert_eq!(
         found,
         json!([{"title": "Ponte Vecchio", "loc": [43.768, 11.253], "tile_id": "florence"}])
     );
     assert_eq!(
-        server.get_json("/app/search?q=%22della+signoria%22&lat=0&lng=0").await[0]["title"],
+        server
+            .get_json("/app/search?q=%22della+signoria%22&lat=0&lng=0")
+            .await[0]["title"],
         "Piazza della Signoria"
     );
+
+    // The installed region's archive is served; the half-installed one is not.
+    let archive = server.get_as("/tiles/florence.pmtiles", None, "").await;
+    assert_eq!(archive.status(), 200);
+    assert_eq!(archive.bytes().await.unwrap().len(), tiles_len);
+    assert_eq!(server.get("/tiles/pisa.pmtiles").await.status(), 404);
 
     // A second start on the migrated directory still has it all.
     let server = server.restart();
