@@ -40,14 +40,14 @@ pub fn decode(bytes: &[u8]) -> Tile {
 }
 
 /// A tile address: zoom, column, row.
-pub type ZXY = (u8, u32, u32);
+pub type TileAddress = (u8, u32, u32);
 
 /// Writes a PMTiles v3 archive. `bounds` is west, south, east, north.
 pub fn write_pmtiles(
     path: &Path,
     bounds: [f64; 4],
     zooms: (u8, u8),
-    tiles: &[(ZXY, Vec<u8>)],
+    tiles: &[(TileAddress, Vec<u8>)],
     gzip: bool,
 ) {
     let mut writer = PmTilesWriter::new(TileType::Mvt)
