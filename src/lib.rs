@@ -4,6 +4,7 @@
 //! one implementation. `cli` is the front door; `app` holds every route.
 
 pub mod app;
+pub mod atomic_file;
 pub mod bookmarks;
 pub mod cli;
 pub mod db;

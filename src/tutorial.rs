@@ -7,12 +7,12 @@
 //! concurrent posts never lose an update and a crash never leaves half a file.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use crate::atomic_file::write_atomically;
 use crate::error::{AppError, Result};
 use crate::grain::{Caller, Permission};
 
@@ -114,18 +114,6 @@ impl TutorialStore {
         *entries = next;
         Ok(())
     }
-}
-
-/// Replaces `path` with `bytes` so that a reader or a crash sees the old file or the new one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .map_err(|e| AppError::internal("saving a file", e.error))?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 pub mod http {

@@ -1,0 +1,286 @@
+//! Downloading a region's parts: concurrently (bounded by one semaphore for the whole
+//! program), resuming a part cut off mid-way with a Range request, retrying what may work
+//! later with exponential backoff and jitter, and verifying each part's size and checksum
+//! before it counts. Verified parts are recorded in the queue, so a restart skips them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt};
+use rand::RngExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+
+use super::disk::is_disk_full;
+use super::fetcher::{FetchError, Fetcher};
+use super::manifest::RegionEntry;
+use super::progress::Tracker;
+use super::queue::Queue;
+use crate::tile_id::TileId;
+
+/// Tries per part before the region fails.
+const MAX_ATTEMPTS: u32 = 6;
+/// Longest wait between tries, whatever the server asks.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Sets the first backoff in milliseconds (tests make it small).
+pub const RETRY_BASE_ENV: &str = "DESERT_ATLAS_RETRY_BASE_MS";
+
+/// Why a download stopped.
+#[derive(Debug, PartialEq)]
+pub enum Stop {
+    /// A delete asked for this region; nothing is wrong.
+    Cancelled,
+    /// The region failed; the message is for the user.
+    Failed(String),
+}
+
+/// Everything one region's download needs.
+pub struct Job<'a, F: Fetcher> {
+    pub fetcher: &'a F,
+    pub base_url: &'a str,
+    pub id: &'a TileId,
+    pub entry: &'a RegionEntry,
+    pub dir: &'a Path,
+    pub queue: &'a Queue,
+    pub tracker: &'a Tracker,
+    pub connections: &'a Semaphore,
+    pub cancel: &'a AtomicBool,
+}
+
+pub fn part_path(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("part.{index:05}"))
+}
+
+/// Downloads every part into `dir`; returns their paths in order.
+pub async fn download<F: Fetcher>(job: &Job<'_, F>) -> Result<Vec<PathBuf>, Stop> {
+    tokio::fs::create_dir_all(job.dir)
+        .await
+        .map_err(|e| Stop::Failed(format!("cannot create the download folder: {e}")))?;
+    let verified = job
+        .queue
+        .verified_parts(job.id)
+        .map_err(|e| Stop::Failed(e.to_string()))?;
+    let indices: Vec<usize> = (0..job.entry.files.len()).collect();
+    futures_util::stream::iter(indices)
+        .map(|i| {
+            let already = verified.get(&i).cloned();
+            async move { fetch_part(job, i, already).await }
+        })
+        .buffer_unordered(4)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok((0..job.entry.files.len())
+        .map(|i| part_path(job.dir, i))
+        .collect())
+}
+
+async fn fetch_part<F: Fetcher>(
+    job: &Job<'_, F>,
+    index: usize,
+    already: Option<(u64, String)>,
+) -> Result<(), Stop> {
+    let path = part_path(job.dir, index);
+    let size_on_disk = || std::fs::metadata(&path).map(|m| m.len()).ok();
+    if let Some((bytes, _)) = &already
+        && size_on_disk() == Some(*bytes)
+    {
+        job.tracker.update(job.id, |p| {
+            p.download_done += 1;
+            p.bytes_done += bytes;
+        });
+        return Ok(());
+    }
+    let expected_bytes = job.entry.bytes.as_ref().map(|b| b[index]);
+    let expected_sha = job.entry.sha256.as_ref().map(|s| s[index].clone());
+    let url = format!("{}{}", job.base_url, job.entry.files[index]);
+    let mut last_error = String::new();
+    for attempt in 0..MAX_ATTEMPTS {
+        if job.cancel.load(Ordering::Relaxed) {
+            return Err(Stop::Cancelled);
+        }
+        let mut have = size_on_disk().unwrap_or(0);
+        if expected_bytes.is_some_and(|e| have > e) {
+            remove(&path);
+            have = 0;
+        }
+        let complete = expected_bytes.is_some_and(|e| have == e);
+        if !complete {
+            let permit = job
+                .connections
+                .acquire()
+                .await
+                .map_err(|_| Stop::Failed("downloads are shutting down".into()))?;
+            let result = fetch_into(job, &url, &path, have).await;
+            drop(permit);
+            match result {
+                Ok(()) => {}
+                Err(FetchFailure::Stop(stop)) => return Err(stop),
+                Err(FetchFailure::Fetch(FetchError::Permanent(message))) => {
+                    return Err(Stop::Failed(message));
+                }
+                Err(FetchFailure::Fetch(FetchError::Transient {
+                    message,
+                    retry_after,
+                })) => {
+                    tracing::warn!("region {}: part {index}: {message}; retrying", job.id);
+                    last_error = message;
+                    backoff(attempt, retry_after).await;
+                    continue;
+                }
+            }
+        }
+        match verify(&path, expected_bytes, expected_sha.as_deref()) {
+            Ok((bytes, sha)) => {
+                job.queue
+                    .mark_verified(job.id, index, bytes, &sha)
+                    .map_err(|e| Stop::Failed(e.to_string()))?;
+                job.tracker.update(job.id, |p| p.download_done += 1);
+                return Ok(());
+            }
+            Err(Check::Short) => {
+                last_error = "the server sent less than the region list says".into();
+            }
+            Err(Check::Corrupt(why)) => {
+                tracing::warn!("region {}: part {index}: {why}; fetching it again", job.id);
+                remove(&path);
+                last_error = why;
+            }
+        }
+        backoff(attempt, None).await;
+    }
+    Err(Stop::Failed(format!(
+        "part {} of {} kept failing ({last_error}); try again later",
+        index + 1,
+        job.entry.files.len()
+    )))
+}
+
+enum FetchFailure {
+    Fetch(FetchError),
+    Stop(Stop),
+}
+
+/// Fetches `url` into `path`, continuing from byte `have` when the server agrees.
+async fn fetch_into<F: Fetcher>(
+    job: &Job<'_, F>,
+    url: &str,
+    path: &Path,
+    have: u64,
+) -> Result<(), FetchFailure> {
+    let fetched = job
+        .fetcher
+        .get(url, have)
+        .await
+        .map_err(FetchFailure::Fetch)?;
+    let write_error = |e: std::io::Error| {
+        FetchFailure::Stop(Stop::Failed(if is_disk_full(&e) {
+            "the grain's disk is full; delete a region to make room and try again".into()
+        } else {
+            format!("cannot write the download: {e}")
+        }))
+    };
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(fetched.starts_at > 0)
+        .truncate(fetched.starts_at == 0)
+        .open(path)
+        .await
+        .map_err(write_error)?;
+    if fetched.starts_at == 0 && have > 0 {
+        // The server sent the whole file again: count only what is new.
+        job.tracker
+            .update(job.id, |p| p.bytes_done = p.bytes_done.saturating_sub(have));
+    }
+    let mut body = fetched.body;
+    while let Some(chunk) = body.next().await {
+        if job.cancel.load(Ordering::Relaxed) {
+            return Err(FetchFailure::Stop(Stop::Cancelled));
+        }
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                file.flush().await.map_err(write_error)?;
+                return Err(FetchFailure::Fetch(e));
+            }
+        };
+        file.write_all(&chunk).await.map_err(write_error)?;
+        let n = chunk.len() as u64;
+        job.tracker.update(job.id, |p| p.bytes_done += n);
+    }
+    file.flush().await.map_err(write_error)?;
+    file.sync_all().await.map_err(write_error)?;
+    Ok(())
+}
+
+enum Check {
+    Short,
+    Corrupt(String),
+}
+
+/// Checks a downloaded part against the manifest; returns its size and sha256.
+fn verify(path: &Path, bytes: Option<u64>, sha256: Option<&str>) -> Result<(u64, String), Check> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| Check::Corrupt(format!("cannot read the part: {e}")))?
+        .len();
+    if let Some(expected) = bytes {
+        if size < expected {
+            return Err(Check::Short);
+        }
+        if size > expected {
+            return Err(Check::Corrupt(format!(
+                "{size} bytes where the region list says {expected}"
+            )));
+        }
+    }
+    let actual = sha256_of(path).map_err(|e| Check::Corrupt(e.to_string()))?;
+    match sha256 {
+        Some(expected) if expected != actual => Err(Check::Corrupt(
+            "its checksum does not match the region list".into(),
+        )),
+        _ => Ok((size, actual)),
+    }
+}
+
+pub fn sha256_of(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+fn remove(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot remove {}: {e}", path.display());
+    }
+}
+
+/// Waits before try `attempt + 1`: the server's Retry-After when it gave one, else
+/// exponential backoff from the base delay, with jitter so parts do not retry in step.
+async fn backoff(attempt: u32, retry_after: Option<Duration>) {
+    let base_ms: u64 = std::env::var(RETRY_BASE_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let exponential = Duration::from_millis(base_ms.saturating_mul(1u64 << attempt.min(16)));
+    let jitter = rand::rng().random_range(0.5..1.5);
+    let wait = retry_after
+        .unwrap_or_else(|| exponential.mul_f64(jitter))
+        .min(MAX_BACKOFF);
+    tokio::time::sleep(wait).await;
+}
+
+/// Shared flag a delete sets to stop a running download of the same region.
+pub type CancelFlag = Arc<AtomicBool>;

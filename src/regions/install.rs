@@ -1,0 +1,182 @@
+//! Installing a downloaded region: its parts, concatenated, are a gzip'd tar holding
+//! `pkg/tiles.pmtiles` and `pkg/search.csv` (CONTRACT §5). They are decompressed and
+//! unpacked as one stream, so memory stays bounded whatever the region's size.
+//!
+//! Order, so that a crash at any point leaves the old state or the new one: search rows are
+//! imported (one transaction), then the tiles are renamed into place, then the marker is
+//! written. Until the marker exists the region is not installed, and a restart cleans up.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::disk::is_disk_full;
+use crate::layout::Layout;
+use crate::search::{ImportReport, SearchIndex};
+use crate::tile_id::TileId;
+
+const TILES_MEMBER: &[u8] = b"pkg/tiles.pmtiles";
+const SEARCH_MEMBER: &[u8] = b"pkg/search.csv";
+
+/// Reads several files as one.
+struct Concatenated {
+    files: std::vec::IntoIter<PathBuf>,
+    current: Option<File>,
+}
+
+impl Read for Concatenated {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(file) = &mut self.current {
+                let n = file.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+            }
+            match self.files.next() {
+                Some(path) => self.current = Some(File::open(path)?),
+                None => return Ok(0),
+            }
+        }
+    }
+}
+
+/// Counts what passes through, for import progress.
+struct Counting<'a, R> {
+    inner: R,
+    on_read: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.on_read)(n as u64);
+        Ok(n)
+    }
+}
+
+/// What an install reports on the way: the search CSV's size once known, then bytes read.
+pub enum Step {
+    SearchSize(u64),
+    SearchRead(u64),
+}
+
+pub fn install(
+    layout: &Layout,
+    search: &SearchIndex,
+    id: &TileId,
+    parts: Vec<PathBuf>,
+    work_dir: &Path,
+    report: &mut dyn FnMut(Step),
+) -> Result<ImportReport, String> {
+    let tiles_tmp = work_dir.join("tiles.pmtiles.tmp");
+    let result = unpack(search, id, parts, &tiles_tmp, report).and_then(|imported| {
+        finish(layout, id, &tiles_tmp)?;
+        Ok(imported)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tiles_tmp);
+        if let Err(e) = search.delete_region(id) {
+            tracing::error!("region {id}: cannot remove the rows of a failed install: {e}");
+        }
+    }
+    result
+}
+
+fn unpack(
+    search: &SearchIndex,
+    id: &TileId,
+    parts: Vec<PathBuf>,
+    tiles_tmp: &Path,
+    report: &mut dyn FnMut(Step),
+) -> Result<ImportReport, String> {
+    let stream = Concatenated {
+        files: parts.into_iter(),
+        current: None,
+    };
+    let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(256 * 1024, stream));
+    let mut archive = tar::Archive::new(gz);
+    let damaged = |e: io::Error| format!("the downloaded archive is damaged ({e}); try again");
+    let mut tiles_done = false;
+    let mut imported = None;
+    for entry in archive.entries().map_err(damaged)? {
+        let mut entry = entry.map_err(damaged)?;
+        let kind = entry.header().entry_type();
+        let path = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&path).into_owned();
+        match (path.as_slice(), kind) {
+            (b"pkg/" | b"pkg", tar::EntryType::Directory) => {}
+            (TILES_MEMBER, tar::EntryType::Regular) if !tiles_done => {
+                write_file(&mut entry, tiles_tmp)?;
+                tiles_done = true;
+            }
+            (SEARCH_MEMBER, tar::EntryType::Regular) if imported.is_none() => {
+                report(Step::SearchSize(entry.size()));
+                let mut counted = Counting {
+                    inner: &mut entry,
+                    on_read: &mut |n| report(Step::SearchRead(n)),
+                };
+                let rows = search
+                    .import_region(id, &mut counted, &mut |_| {})
+                    .map_err(|e| format!("the search data could not be imported: {e}"))?;
+                imported = Some(rows);
+            }
+            _ => {
+                return Err(format!(
+                    "the archive holds an unexpected member {shown:?} ({kind:?}); it was not installed"
+                ));
+            }
+        }
+    }
+    match (tiles_done, imported) {
+        (true, Some(rows)) => {
+            check_pmtiles(tiles_tmp)?;
+            Ok(rows)
+        }
+        _ => Err(
+            "the archive lacks pkg/tiles.pmtiles or pkg/search.csv; it was not installed".into(),
+        ),
+    }
+}
+
+fn write_file(from: &mut impl Read, to: &Path) -> Result<(), String> {
+    let fail = |e: io::Error| {
+        if is_disk_full(&e) {
+            "the grain's disk is full; delete a region to make room and try again".to_string()
+        } else {
+            format!("cannot write the region's tiles: {e}")
+        }
+    };
+    let mut file = File::create(to).map_err(fail)?;
+    io::copy(from, &mut file).map_err(fail)?;
+    file.flush().map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    Ok(())
+}
+
+fn check_pmtiles(path: &Path) -> Result<(), String> {
+    let mut magic = [0u8; 8];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(|_| "the region's tiles file is too short to be PMTiles".to_string())?;
+    if &magic != b"PMTiles\x03" {
+        return Err("the region's tiles file is not a PMTiles v3 archive".into());
+    }
+    Ok(())
+}
+
+/// Moves the tiles into place and writes the marker, each made durable before the next.
+fn finish(layout: &Layout, id: &TileId, tiles_tmp: &Path) -> Result<(), String> {
+    let fail = |e: io::Error| format!("cannot put the region in place: {e}");
+    std::fs::rename(tiles_tmp, layout.tiles_file(id)).map_err(fail)?;
+    File::open(layout.tiles_dir())
+        .and_then(|d| d.sync_all())
+        .map_err(fail)?;
+    File::create(layout.installed_marker(id))
+        .and_then(|f| f.sync_all())
+        .map_err(fail)?;
+    File::open(layout.search_imported_dir())
+        .and_then(|d| d.sync_all())
+        .map_err(fail)?;
+    Ok(())
+}
