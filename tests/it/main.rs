@@ -5,6 +5,8 @@ mod bookmarks;
 mod cli;
 mod common;
 mod fixtures;
+mod mapserver;
+mod regions;
 mod search;
 mod tiles;
 mod tutorial;
