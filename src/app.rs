@@ -3,6 +3,7 @@
 //! Nothing else happens here. Handlers live beside the module that owns their data and stay
 //! thin: parse, check the caller's permission, call the module, answer.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -25,6 +26,8 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 
 pub struct AppState {
     pub mode: Mode,
+    /// The generated assets: `web/` (the client, served here in local mode) and `base-map/`.
+    pub assets: PathBuf,
     pub layout: Layout,
     pub bookmarks: BookmarkStore,
     pub tutorial: TutorialStore,

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod atomic_file;
+pub mod basemap;
 pub mod bookmarks;
 pub mod cli;
 pub mod db;

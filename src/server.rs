@@ -49,6 +49,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     eprintln!("desert-atlas: listening on http://{addr}");
     state.regions.start(state.clone());
+    crate::basemap::install_in_background(state.clone(), config.assets.clone());
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -58,6 +59,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
 fn open_state(config: &ServeConfig, layout: Layout) -> crate::error::Result<Arc<AppState>> {
     Ok(Arc::new(AppState {
         mode: config.mode,
+        assets: config.assets.clone(),
         bookmarks: BookmarkStore::open(&layout.bookmarks_db())?,
         tutorial: TutorialStore::open(&layout.tutorial_json())?,
         search: SearchIndex::open(&layout.search_db())?,

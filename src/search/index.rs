@@ -114,8 +114,8 @@ impl SearchIndex {
         self.with_reader(|conn| search_with(conn, &terms, lat, lng))
     }
 
-    /// Replaces every row of `tile_id` with the places of `csv` (header `name,lat,lng`, an
-    /// optional 4th column `importance`), in one transaction; `progress` is called with the
+    /// Replaces every row of `tile_id` with the places of `csv` (header `name,lat,lng`, then
+    /// optionally `importance` and `aliases`, which the base map uses), in one transaction; `progress` is called with the
     /// rows done so far, now and then. Malformed rows are counted and skipped.
     pub fn import_region(
         &self,
@@ -160,9 +160,14 @@ impl SearchIndex {
                 keys.clear();
                 place_keys(&mut keys, row.lat, row.lng, row.importance);
                 keys.push_str(&region_key);
+                let mut matched = normalize(row.name);
+                if !row.aliases.is_empty() {
+                    matched.push(' ');
+                    matched.push_str(&normalize(row.aliases));
+                }
                 insert.execute(params![
                     row.name,
-                    normalize(row.name),
+                    matched,
                     keys,
                     tile_id.as_str(),
                     row.lat,
@@ -216,10 +221,12 @@ struct Row<'a> {
     lat: f64,
     lng: f64,
     importance: f64,
+    /// Other names the place is found by but not shown as (the base map's "北京" for Beijing).
+    aliases: &'a str,
 }
 
 fn parse_row(record: &csv::ByteRecord) -> Option<Row<'_>> {
-    if !(3..=4).contains(&record.len()) {
+    if !(3..=5).contains(&record.len()) {
         return None;
     }
     let field = |i: usize| std::str::from_utf8(record.get(i)?).ok();
@@ -242,6 +249,7 @@ fn parse_row(record: &csv::ByteRecord) -> Option<Row<'_>> {
         lat,
         lng,
         importance,
+        aliases: field(4).unwrap_or_default(),
     })
 }
 
@@ -375,16 +383,10 @@ fn search_with(conn: &Connection, terms: &[Term], lat: f64, lng: f64) -> Result<
     )?);
     important.sort_by(|a, b| b.importance.total_cmp(&a.importance));
     important.truncate(IMPORTANT_SLOTS);
-    for c in important {
-        if nearest.iter().any(|n| n.place.title == c.place.title) {
-            continue;
-        }
-        if nearest.len() >= MAX_RESULTS {
-            // Give up the farthest place that is not itself one of the important ones.
-            nearest.pop();
-        }
-        nearest.push(c);
-    }
+    // The important places take the slots of the farthest of the nearest ones.
+    nearest.retain(|n| !important.iter().any(|i| i.place.title == n.place.title));
+    nearest.truncate(MAX_RESULTS - important.len());
+    nearest.extend(important);
     nearest.sort_by(|a, b| a.distance.total_cmp(&b.distance));
     Ok(nearest.into_iter().map(|c| c.place).collect())
 }

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, started on a loopback port with its own data dir,
 //! driven over HTTP. One test crate (modules below) so the suite links once.
 
+mod basemap;
 mod bookmarks;
 mod cli;
 mod common;

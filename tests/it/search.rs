@@ -50,7 +50,7 @@ fn the_header_row_is_not_a_place_and_bad_rows_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
     let csv =
-        "name,lat,lng\nCafé Rouge,1,1\nBad,north,1\n,1,1\nFar,91,1\nToo,1,2,3,4\nStation,2,2\n";
+        "name,lat,lng\nCafé Rouge,1,1\nBad,north,1\n,1,1\nFar,91,1\nToo,1,2,3,x,5\nStation,2,2\n";
     let report = index
         .import_region(&id("r1"), &mut csv.as_bytes(), &mut |_| {})
         .unwrap();

