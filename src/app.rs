@@ -39,7 +39,7 @@ pub struct AppState {
 pub type SharedState = Arc<AppState>;
 
 pub fn router(state: SharedState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/app/bookmarks", get(bookmarks::http::list))
         .route("/app/bookmark", post(bookmarks::http::save))
         .route("/app/bookmark-delete", post(bookmarks::http::delete))
@@ -57,9 +57,13 @@ pub fn router(state: SharedState) -> Router {
         .route("/tiles/tiles.json", get(tiles::http::tilejson))
         .route("/tiles/{archive}", get(tiles::http::archive))
         .route("/tiles/{z}/{x}/{y}", get(tiles::http::tile))
-        .method_not_allowed_fallback(method_not_allowed)
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .method_not_allowed_fallback(method_not_allowed);
+    let api = match state.mode {
+        // In local mode there is no nginx in front: serve the web client too.
+        Mode::Local => api.fallback_service(crate::web::client(&state.assets)),
+        Mode::Grain => api.fallback(not_found),
+    };
+    api.layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 

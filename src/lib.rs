@@ -20,3 +20,4 @@ pub mod task;
 pub mod tile_id;
 pub mod tiles;
 pub mod tutorial;
+pub mod web;
