@@ -32,6 +32,7 @@ const map = new maplibregl.Map({
   center: [0, 20],
   zoom: 1.5,
   attributionControl: false,
+  hash: true,
 });
 map.addControl(new maplibregl.NavigationControl(), "top-left");
 map.addControl(new maplibregl.AttributionControl({

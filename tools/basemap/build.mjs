@@ -15,6 +15,7 @@ import { createRequire } from "node:module";
 import geojsonvt from "geojson-vt";
 import vtpbf from "vt-pbf";
 import polylabel from "polylabel";
+import rewind from "@mapbox/geojson-rewind";
 import * as topojson from "topojson-client";
 
 const require = createRequire(import.meta.url);
@@ -32,7 +33,6 @@ const ALIASES_FROM_POPULATION = 1_000_000;
 
 const readJson = (file) => JSON.parse(fs.readFileSync(file, "utf8"));
 const world = require("world-atlas/countries-50m.json");
-const land = require("world-atlas/land-50m.json");
 const usStates = require("us-atlas/states-10m.json");
 const countries = readJson(path.join(dataDir, "countries.json"));
 const states = readJson(path.join(dataDir, "us_states.json"));
@@ -118,11 +118,23 @@ const csv = ["name,lat,lng,importance,aliases"]
 fs.writeFileSync(path.join(outDir, "search.csv"), csv);
 
 // Tiles: one geojson-vt index per layer, then every tile any layer has, encoded together.
-const earth = topojson.feature(land, land.objects.land);
 const countryBorders = topojson.mesh(world, world.objects.countries, (a, b) => a !== b);
 const stateBorders = topojson.mesh(usStates, usStates.objects.states, (a, b) => a !== b);
+// TopoJSON's rings follow the sphere's winding; vector tiles need outer rings the other way.
 const layers = {
-  earth: { type: "FeatureCollection", features: earth.features.map((f) => ({ ...f, properties: { kind: "earth" } })) },
+  // One feature per land polygon: a renderer reads a feature's first ring as its outer ring,
+  // and one multipolygon for all land would be drawn inside out wherever that ring is clipped away.
+  earth: rewind({
+    type: "FeatureCollection",
+    // Country by country: one polygon for all of Africa and Eurasia, clipped and simplified at
+    // low zooms, self-intersects and is drawn with holes.
+    features: countryShapes.filter((f) => f.geometry).flatMap((f) =>
+      (f.geometry.type === "MultiPolygon" ? f.geometry.coordinates : [f.geometry.coordinates]).map((coordinates) => ({
+        type: "Feature",
+        geometry: { type: "Polygon", coordinates },
+        properties: { kind: "earth" },
+      }))),
+  }),
   boundaries: {
     type: "FeatureCollection",
     features: [
@@ -139,7 +151,7 @@ const layers = {
     })),
   },
 };
-const options = { maxZoom: MAX_ZOOM, indexMaxZoom: MAX_ZOOM, indexMaxPoints: 0, tolerance: 3, extent: 4096, buffer: 64 };
+const options = { maxZoom: MAX_ZOOM, indexMaxZoom: MAX_ZOOM, indexMaxPoints: 0, tolerance: 1, extent: 4096, buffer: 64 };
 const indexes = Object.fromEntries(Object.entries(layers).map(([name, fc]) => [name, geojsonvt(fc, options)]));
 const tilesDir = path.join(outDir, "tiles");
 fs.rmSync(tilesDir, { recursive: true, force: true });
