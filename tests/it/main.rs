@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod fixtures;
 mod mapserver;
+mod nginx;
 mod regions;
 mod search;
 mod tiles;

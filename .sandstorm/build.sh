@@ -1,0 +1,8 @@
+#!/bin/bash
+# vagrant-spk: builds what the package holds: the release binary (stripped) and the assets
+# (web client, base map). Run from the repository root as /opt/app.
+set -euo pipefail
+cd /opt/app
+export PATH="$HOME/.cargo/bin:$PATH"
+scripts/build-assets
+cargo build --release --locked

@@ -1,0 +1,176 @@
+//! The package's nginx configuration, really started in front of the real binary in grain
+//! mode: the client pre-compressed, the API and byte ranges proxied with the bridge headers.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::{Options, TestServer, http_client};
+use crate::fixtures::{FLORENCE, FLORENCE_Z10, install_region, mvt, write_pmtiles};
+
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    /// Kills nginx's whole process group: workers left behind would hold the port and the
+    /// test's stderr.
+    fn drop(&mut self) {
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+fn start_nginx(work: &Path, backend: &str) -> (Nginx, String) {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("nginx is not installed: run scripts/setup");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let var = work.join("var");
+    for dir in ["run", "lib/nginx", "log/nginx"] {
+        std::fs::create_dir_all(var.join(dir)).unwrap();
+    }
+    // The shipped config, with the grain's paths and ports replaced by the test's.
+    let mut config = std::fs::read_to_string(repo.join("nginx/nginx.conf"))
+        .unwrap()
+        .replace(
+            "/opt/app/build/assets/web",
+            &repo.join("build/assets/web").display().to_string(),
+        )
+        .replace("/var/", &format!("{}/", var.display()))
+        .replace("127.0.0.1:8003", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:3857", backend);
+    if unsafe_is_root() {
+        // Workers of a root master would run as nobody, who cannot read the test's files.
+        config = format!("user root;\n{config}");
+    }
+    let conf = work.join("nginx.conf");
+    std::fs::write(&conf, config).unwrap();
+    let child = Command::new(nginx)
+        .arg("-c")
+        .arg(&conf)
+        .args(["-p"])
+        .arg(work)
+        .args(["-g", "daemon off;"])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (Nginx(child), format!("http://127.0.0.1:{port}"));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("nginx did not start with the shipped config");
+}
+
+fn unsafe_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn the_shipped_nginx_config_serves_the_client_and_proxies_the_api_and_ranges() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        repo.join("build/assets/web/index.html.gz").exists(),
+        "no built web client: run scripts/build-assets (scripts/test does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("a.src");
+    write_pmtiles(
+        &archive,
+        FLORENCE,
+        (0, 14),
+        &[(FLORENCE_Z10, mvt(&[("roads", &[])]))],
+        true,
+    );
+    install_region(dir.path(), "a", &archive);
+    let file = std::fs::read(&archive).unwrap();
+    let server = TestServer::start_with(dir.path(), Options::default());
+    let backend = server.base.trim_start_matches("http://").to_string();
+    let work = tempfile::tempdir().unwrap();
+    let (_nginx, base) = start_nginx(work.path(), &backend);
+    let client = http_client();
+
+    let page = client
+        .get(format!("{base}/"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-encoding"], "gzip");
+    assert_eq!(page.headers()["content-type"], "text/html");
+
+    let add = json!({"name": "Via nginx", "latlng": {"lat": 1, "lng": 2}});
+    let refused = client
+        .post(format!("{base}/app/bookmark"))
+        .header("X-Sandstorm-Permissions", "")
+        .json(&add)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let saved = client
+        .post(format!("{base}/app/bookmark"))
+        .header("X-Sandstorm-User-Id", "u1")
+        .header("X-Sandstorm-Permissions", "bookmarks")
+        .json(&add)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 200);
+    let status: serde_json::Value = client
+        .get(format!("{base}/app/map-download-status"))
+        .header("X-Sandstorm-User-Id", "u1")
+        .header("X-Sandstorm-Permissions", "download,bookmarks")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["permissions"], json!(["download", "bookmarks"]));
+
+    let ranged = client
+        .get(format!("{base}/tiles/a.pmtiles"))
+        .header("Range", "bytes=0-126")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(ranged.bytes().await.unwrap().to_vec(), file[..127]);
+    let query = client
+        .get(format!("{base}/tiles/a.pmtiles?rangeFirst=5&rangeLast=9"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query.status(), 206);
+    assert_eq!(query.headers()["access-control-allow-origin"], "*");
+    assert_eq!(query.bytes().await.unwrap().to_vec(), file[5..=9]);
+    let whole = client
+        .get(format!("{base}/tiles/a.pmtiles"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.bytes().await.unwrap().to_vec(), file);
+    let tile = client
+        .get(format!("{base}/tiles/10/544/373.mvt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tile.status(), 200);
+}
