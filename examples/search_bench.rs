@@ -96,6 +96,7 @@ fn main() {
         let t = Instant::now();
         let found = index.search(q, lat, lng).expect("search");
         times.push(t.elapsed().as_secs_f64() * 1000.0);
+
         matched += found.len();
     }
     times.sort_by(f64::total_cmp);

@@ -44,19 +44,65 @@ pub fn parse(query: &str) -> Vec<Term> {
     terms
 }
 
-/// The FTS5 expression matching every term in the column `column`.
+/// The FTS5 expression matching every term in the column `column` (in any column when
+/// `column` is empty).
 ///
 /// The index keeps no word positions (they make imports much slower), so a phrase matches
 /// here as all of its words; [`matches_phrases`] then checks their order on each candidate.
 pub fn fts_expression(terms: &[Term], column: &str) -> String {
+    let column = if column.is_empty() {
+        String::new()
+    } else {
+        format!("{column}:")
+    };
     let parts: Vec<String> = terms
         .iter()
         .flat_map(|t| match t {
-            Term::Prefix(w) => vec![format!("{column}:\"{w}\"*")],
-            Term::Phrase(p) => p.split(' ').map(|w| format!("{column}:\"{w}\"")).collect(),
+            Term::Prefix(w) => vec![format!("{column}\"{w}\"*")],
+            Term::Phrase(p) => p.split(' ').map(|w| format!("{column}\"{w}\"")).collect(),
         })
         .collect();
     parts.join(" AND ")
+}
+
+/// The longest prefixes the index keeps a list of places for (FTS5 `prefix='2 3'`).
+pub const INDEXED_PREFIX: usize = 3;
+
+/// An FTS5 expression for every place that may match `terms`, cheap to run over a range of
+/// ids, and whether each place it finds must still be checked with [`matches_terms`].
+///
+/// A prefix longer than [`INDEXED_PREFIX`] would make FTS5 gather every place of every word
+/// starting with it before looking at any id range, so it is cut to the indexed length here
+/// and checked in full on each candidate. Phrases match as all of their words.
+pub fn fts_filter(terms: &[Term]) -> (String, bool) {
+    let mut check = false;
+    let parts: Vec<String> = terms
+        .iter()
+        .flat_map(|t| match t {
+            Term::Prefix(w) if w.len() > INDEXED_PREFIX => {
+                check = true;
+                // Normalised words are ASCII, so this cuts between characters.
+                vec![format!("\"{}\"*", &w[..INDEXED_PREFIX])]
+            }
+            Term::Prefix(w) => vec![format!("\"{w}\"*")],
+            Term::Phrase(p) => {
+                check = true;
+                p.split(' ').map(|w| format!("\"{w}\"")).collect()
+            }
+        })
+        .collect();
+    (parts.join(" AND "), check)
+}
+
+/// Whether `normalized` matches every term: each prefix starts one of its words (as FTS5
+/// splits them), each phrase appears word for word.
+pub fn matches_terms(terms: &[Term], normalized: &str) -> bool {
+    terms.iter().all(|t| match t {
+        Term::Prefix(p) => normalized
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| w.starts_with(p.as_str())),
+        Term::Phrase(_) => true,
+    }) && matches_phrases(terms, normalized)
 }
 
 /// Whether the phrases among `terms` appear, word for word and in order, in `normalized`.
@@ -109,6 +155,23 @@ mod tests {
         assert!(matches_phrases(&terms, "new york pizza"));
         assert!(!matches_phrases(&terms, "york new"));
         assert!(!matches_phrases(&terms, "new yorker"));
+    }
+
+    #[test]
+    fn long_prefixes_are_cut_for_the_index_and_checked_in_full() {
+        let terms = parse("street ma \"new york\"");
+        assert_eq!(
+            fts_filter(&terms),
+            (
+                "\"str\"* AND \"ma\"* AND \"new\" AND \"york\"".to_string(),
+                true
+            )
+        );
+        assert!(!fts_filter(&parse("ma sta")).1);
+        assert!(matches_terms(&terms, "main streets new york"));
+        assert!(!matches_terms(&terms, "main strand new york"));
+        assert!(!matches_terms(&terms, "main streets york new"));
+        assert!(matches_terms(&parse("quot"), "\"quoted\" place"));
     }
 
     #[test]
