@@ -283,7 +283,7 @@ fn read_csv(
         .buffer_capacity(256 * 1024)
         .from_reader(csv);
     let mut record = csv::ByteRecord::new();
-    let mut rows = Vec::with_capacity(CHUNK_ROWS.min(64 * 1024));
+    let mut rows = Vec::with_capacity(CHUNK_ROWS);
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
@@ -372,8 +372,6 @@ struct ImportWriter {
     id: i64,
     rows: u64,
     important: u64,
-    /// The matched text of an important place, with its mark.
-    matched: String,
 }
 
 impl ImportWriter {
@@ -390,7 +388,6 @@ impl ImportWriter {
             id,
             rows: 0,
             important: 0,
-            matched: String::new(),
         })
     }
 
@@ -406,37 +403,39 @@ impl ImportWriter {
             params![self.id, places.len() as i64, cells],
         )?;
         let base = tx.last_insert_rowid() << ROWID_SHIFT;
+        self.insert(tx, base, places)?;
+        self.rows += places.len() as u64;
+        Ok(())
+    }
+
+    /// Inserts `places` with the ids from `first` on.
+    fn insert(&mut self, tx: &Transaction, first: i64, places: &[NewPlace]) -> Result<()> {
+        let id = self.id;
         let mut place = tx.prepare_cached(
             "INSERT INTO place (id, name, lat, lng, importance, aliases)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        let id = self.id;
         let mut words = tx.prepare_cached(&format!(
             "INSERT INTO words_{id} (rowid, t) VALUES (?1, ?2)"
         ))?;
         for (i, p) in places.iter().enumerate() {
-            let rowid = base + i as i64;
-            let important = p.importance >= IMPORTANT_FROM;
-            if important {
-                self.matched.clear();
-                self.matched.push_str(&p.matched);
-                self.matched.push_str(IMPORTANT_MARK);
+            let rowid = first + i as i64;
+            place.raw_bind_parameter(1, rowid)?;
+            place.raw_bind_parameter(2, &p.name)?;
+            place.raw_bind_parameter(3, p.lat)?;
+            place.raw_bind_parameter(4, p.lng)?;
+            place.raw_bind_parameter(5, (p.importance > 0.0).then_some(p.importance))?;
+            place.raw_bind_parameter(6, &p.aliases)?;
+            place.raw_execute()?;
+            words.raw_bind_parameter(1, rowid)?;
+            if p.importance >= IMPORTANT_FROM {
+                self.important += 1;
+                words.raw_bind_parameter(2, format!("{}{IMPORTANT_MARK}", p.matched))?;
+            } else {
+                words.raw_bind_parameter(2, &p.matched)?;
             }
-            place.execute(params![
-                rowid,
-                p.name,
-                p.lat,
-                p.lng,
-                (p.importance > 0.0).then_some(p.importance),
-                p.aliases
-            ])?;
-            words.execute(params![
-                rowid,
-                if important { &self.matched } else { &p.matched }
-            ])?;
-            self.important += important as u64;
+            words.raw_execute()?;
         }
-        self.rows += places.len() as u64;
         Ok(())
     }
 

@@ -1,4 +1,5 @@
-//! The search box's little language (CONTRACT §6), turned into an FTS5 expression.
+//! The search box's little language (CONTRACT §6), turned into an FTS5 expression and a
+//! check of each candidate.
 //!
 //! Words outside quotes match as prefixes, text inside a pair of quotes as a phrase, an
 //! unpaired quote is ignored and one-character words outside quotes are dropped; every term
@@ -44,27 +45,6 @@ pub fn parse(query: &str) -> Vec<Term> {
     terms
 }
 
-/// The FTS5 expression matching every term in the column `column` (in any column when
-/// `column` is empty).
-///
-/// The index keeps no word positions (they make imports much slower), so a phrase matches
-/// here as all of its words; [`matches_phrases`] then checks their order on each candidate.
-pub fn fts_expression(terms: &[Term], column: &str) -> String {
-    let column = if column.is_empty() {
-        String::new()
-    } else {
-        format!("{column}:")
-    };
-    let parts: Vec<String> = terms
-        .iter()
-        .flat_map(|t| match t {
-            Term::Prefix(w) => vec![format!("{column}\"{w}\"*")],
-            Term::Phrase(p) => p.split(' ').map(|w| format!("{column}\"{w}\"")).collect(),
-        })
-        .collect();
-    parts.join(" AND ")
-}
-
 /// The longest prefixes the index keeps a list of places for (FTS5 `prefix='2 3'`).
 pub const INDEXED_PREFIX: usize = 3;
 
@@ -106,7 +86,7 @@ pub fn matches_terms(terms: &[Term], normalized: &str) -> bool {
 }
 
 /// Whether the phrases among `terms` appear, word for word and in order, in `normalized`.
-pub fn matches_phrases(terms: &[Term], normalized: &str) -> bool {
+fn matches_phrases(terms: &[Term], normalized: &str) -> bool {
     let padded = format!(
         " {} ",
         normalized.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -142,10 +122,9 @@ mod tests {
     #[test]
     fn operators_and_syntax_are_plain_words() {
         let terms = parse("NEAR(a b) OR NOT x* ^start col:val AND (");
-        let expr = fts_expression(&terms, "n");
         assert_eq!(
-            expr,
-            "n:\"neara\"* AND n:\"or\"* AND n:\"not\"* AND n:\"start\"* AND n:\"colval\"* AND n:\"and\"*"
+            fts_filter(&terms).0,
+            "\"nea\"* AND \"or\"* AND \"not\"* AND \"sta\"* AND \"col\"* AND \"and\"*"
         );
     }
 
