@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use super::normalize::normalize;
+use super::normalize::{normalize, normalize_into};
 use super::query::{Term, fts_filter, matches_terms, parse};
 use crate::db::number;
 use crate::error::{AppError, Result};
@@ -46,8 +46,9 @@ pub const IMPORTANT_SLOTS: usize = 5;
 pub const IMPORTANT_FROM: f64 = 100_000.0;
 /// How often the import reports progress, in rows.
 const PROGRESS_EVERY: u64 = 10_000;
-/// Rows sorted and written together; bounds the memory an import needs.
-const CHUNK_ROWS: usize = 1 << 18;
+/// Rows sorted and written together; bounds the memory an import needs. Unit tests use small
+/// chunks, so that a few thousand rows span many of them.
+const CHUNK_ROWS: usize = if cfg!(test) { 1 << 10 } else { 1 << 18 };
 /// A place's id is its chunk's id shifted by this, plus its position in the chunk.
 const ROWID_SHIFT: u32 = 20;
 /// Bits per axis of the finest grid (cells of 360 / 2^16 degrees, about 600 m).
@@ -225,35 +226,61 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A place ready to be written: checked, normalised and placed on the grid.
+/// A place ready to be written: checked, normalised and placed on the grid. Its texts share
+/// one allocation: the name, then what FTS5 indexes (the normalised name, the normalised
+/// aliases, the important mark).
 struct NewPlace {
     key: u32,
-    name: String,
+    name_end: u32,
+    /// Where the aliases start in `text` (0: none) and where they end.
+    aliases: (u32, u32),
     lat: f64,
     lng: f64,
     importance: f64,
-    /// Normalised aliases, appended to the matched text (the base map's "北京" for Beijing).
-    aliases: Option<String>,
-    /// What FTS5 indexes: the normalised name, then the aliases.
-    matched: String,
+    text: String,
 }
 
 impl NewPlace {
-    fn new(name: String, lat: f64, lng: f64, importance: f64, aliases: Option<String>) -> Self {
-        let mut matched = normalize(&name);
-        if let Some(aliases) = &aliases {
-            matched.push(' ');
-            matched.push_str(aliases);
+    /// `aliases` are other names the place is found by but not shown as (the base map's
+    /// "北京" for Beijing).
+    fn new(name: &str, lat: f64, lng: f64, importance: f64, aliases: &str) -> Self {
+        let mut text = String::with_capacity(name.len() * 2 + aliases.len() + 8);
+        text.push_str(name);
+        let name_end = text.len();
+        normalize_into(&mut text, name);
+        let mut alias_range = (0, 0);
+        if !aliases.is_empty() {
+            text.push(' ');
+            let start = text.len();
+            normalize_into(&mut text, aliases);
+            alias_range = (start as u32, text.len() as u32);
+        }
+        if importance >= IMPORTANT_FROM {
+            text.push_str(IMPORTANT_MARK);
         }
         NewPlace {
             key: grid_key(lat, lng),
-            name,
+            name_end: name_end as u32,
+            aliases: alias_range,
             lat,
             lng,
             importance,
-            aliases,
-            matched,
+            text,
         }
+    }
+
+    fn name(&self) -> &str {
+        &self.text[..self.name_end as usize]
+    }
+
+    /// What FTS5 indexes.
+    fn words(&self) -> &str {
+        &self.text[self.name_end as usize..]
+    }
+
+    fn aliases(&self) -> Option<&str> {
+        let (start, end) = self.aliases;
+        (start > 0).then(|| &self.text[start as usize..end as usize])
     }
 }
 
@@ -339,13 +366,7 @@ fn parse_row(record: &csv::ByteRecord) -> Option<NewPlace> {
         return None;
     }
     let aliases = field(4).unwrap_or_default();
-    Some(NewPlace::new(
-        name.to_string(),
-        lat,
-        lng,
-        importance,
-        (!aliases.is_empty()).then(|| normalize(aliases)),
-    ))
+    Some(NewPlace::new(name, lat, lng, importance, aliases))
 }
 
 /// The writer's side of an import: one transaction, committed only on `Commit`.
@@ -421,19 +442,15 @@ impl ImportWriter {
         for (i, p) in places.iter().enumerate() {
             let rowid = first + i as i64;
             place.raw_bind_parameter(1, rowid)?;
-            place.raw_bind_parameter(2, &p.name)?;
+            place.raw_bind_parameter(2, p.name())?;
             place.raw_bind_parameter(3, p.lat)?;
             place.raw_bind_parameter(4, p.lng)?;
             place.raw_bind_parameter(5, (p.importance > 0.0).then_some(p.importance))?;
-            place.raw_bind_parameter(6, &p.aliases)?;
+            place.raw_bind_parameter(6, p.aliases())?;
             place.raw_execute()?;
             words.raw_bind_parameter(1, rowid)?;
-            if p.importance >= IMPORTANT_FROM {
-                self.important += 1;
-                words.raw_bind_parameter(2, format!("{}{IMPORTANT_MARK}", p.matched))?;
-            } else {
-                words.raw_bind_parameter(2, &p.matched)?;
-            }
+            words.raw_bind_parameter(2, p.words())?;
+            self.important += (p.importance >= IMPORTANT_FROM) as u64;
             words.raw_execute()?;
         }
         Ok(())
@@ -855,12 +872,14 @@ fn migrate_earlier_tables(conn: &mut Connection) -> Result<()> {
             };
             let normalized: Option<String> = row.get(5)?;
             // Earlier builds kept names and aliases in one matched text.
-            let aliases = normalized.filter(|n| *n != normalize(&name));
+            let aliases = normalized
+                .filter(|n| *n != normalize(&name))
+                .unwrap_or_default();
             let importance = number(row.get_ref(4)?).unwrap_or(0.0);
             by_tile
                 .entry(tile.as_str().to_string())
                 .or_default()
-                .push(NewPlace::new(name, lat, lng, importance, aliases));
+                .push(NewPlace::new(&name, lat, lng, importance, &aliases));
         }
     }
     let mut moved = 0u64;
@@ -881,4 +900,107 @@ fn migrate_earlier_tables(conn: &mut Connection) -> Result<()> {
     tx.commit()?;
     tracing::info!("moved {moved} places into the new search index");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+        fn unit(&mut self) -> f64 {
+            (self.next() % 1_000_000) as f64 / 1_000_000.0
+        }
+    }
+
+    /// Every match, nearest per title, by squared degrees, as (distance, title).
+    fn brute_force(rows: &[(String, f64, f64)], q: &str, lat: f64, lng: f64) -> Vec<(f64, String)> {
+        let terms = parse(q);
+        let mut best: HashMap<&str, f64> = HashMap::new();
+        for (name, plat, plng) in rows {
+            if matches_terms(&terms, &normalize(name)) {
+                let d = (plat - lat).powi(2) + (plng - lng).powi(2);
+                let e = best.entry(name).or_insert(f64::MAX);
+                *e = e.min(d);
+            }
+        }
+        let mut list: Vec<(f64, String)> = best.into_iter().map(|(n, d)| (d, n.into())).collect();
+        list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        list.truncate(MAX_RESULTS);
+        list
+    }
+
+    #[test]
+    fn results_are_exact_across_many_chunks_and_overlapping_regions() {
+        let syllables = ["san", "ta", "ro", "ma", "via", "del", "mon", "te"];
+        let mut rng = Lcg(3);
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
+        let mut rows = Vec::new();
+        for region in ["north", "south", "world"] {
+            let mut csv = String::from("name,lat,lng\n");
+            for _ in 0..6_000 {
+                let name = format!(
+                    "{}{} {}",
+                    syllables[(rng.next() % 8) as usize],
+                    syllables[(rng.next() % 8) as usize],
+                    syllables[(rng.next() % 8) as usize]
+                );
+                let (lat, lng) = match region {
+                    "north" => (45.0 + rng.unit() * 3.0, 5.0 + rng.unit() * 3.0),
+                    "south" => (44.0 + rng.unit() * 2.0, 6.0 + rng.unit() * 2.0),
+                    _ => (rng.unit() * 180.0 - 90.0, rng.unit() * 360.0 - 180.0),
+                };
+                csv.push_str(&format!("{name},{lat},{lng}\n"));
+                rows.push((name, lat, lng));
+            }
+            let report = index
+                .import_region(
+                    &TileId::parse(region).unwrap(),
+                    &mut csv.as_bytes(),
+                    &mut |_| {},
+                )
+                .unwrap();
+            assert_eq!(report.rows, 6_000);
+        }
+        let points = [
+            (46.0, 6.5),
+            (44.0, 8.0),
+            (0.0, 0.0),
+            (-89.9, 179.9),
+            (45.0, 5.0),
+        ];
+        for q in ["sa", "ro te", "santa", "\"via del\"", "monte"] {
+            for (lat, lng) in points {
+                let got: Vec<(f64, String)> = index
+                    .search(q, lat, lng)
+                    .unwrap()
+                    .into_iter()
+                    .map(|p| ((p.loc[0] - lat).powi(2) + (p.loc[1] - lng).powi(2), p.title))
+                    .collect();
+                assert_eq!(got, brute_force(&rows, q, lat, lng), "{q:?} at {lat},{lng}");
+            }
+        }
+    }
+
+    #[test]
+    fn grid_keys_nest_so_a_cell_is_one_range() {
+        let key = grid_key(48.85, 2.35);
+        let (x, y) = (grid(2.35 + 180.0), grid(48.85 + 90.0));
+        for level in 0..=GRID_BITS {
+            let shift = GRID_BITS - level;
+            let cell = interleave(x >> shift, y >> shift);
+            assert_eq!((key as u64 >> (2 * shift)) as u32, cell);
+            assert_eq!(cell_range(&[key], level, cell), (0, 1));
+        }
+        assert_eq!(grid(-5.0), 0);
+        assert_eq!(grid(400.0), (1 << GRID_BITS) - 1);
+    }
 }
