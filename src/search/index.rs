@@ -180,11 +180,11 @@ impl SearchIndex {
             let (to_writer, chunks) = sync_channel::<Message>(1);
             let written = scope.spawn(move || write_import(conn, tile_id, chunks));
             let read = read_csv(csv, &to_writer, &mut report, progress);
-            if read.is_err() {
+            if let Err(e) = read {
                 // Dropping the channel without `Commit` makes the writer roll back.
                 drop(to_writer);
                 let _ = written.join();
-                return read;
+                return Err(e);
             }
             let _ = to_writer.send(Message::Commit);
             drop(to_writer);
@@ -192,6 +192,10 @@ impl SearchIndex {
                 Ok(result) => result,
                 Err(_) => Err(AppError::Internal("the search import thread failed".into())),
             }
+        })
+        .map(|directories| {
+            // The first search need not read them back.
+            lock(&self.inner.directories).extend(directories);
         })?;
         progress(report.rows);
         Ok(report)
@@ -370,16 +374,25 @@ fn parse_row(record: &csv::ByteRecord) -> Option<NewPlace> {
 }
 
 /// The writer's side of an import: one transaction, committed only on `Commit`.
-fn write_import(conn: &mut Connection, tile_id: &TileId, chunks: Receiver<Message>) -> Result<()> {
+/// Returns the directories of the chunks written, for the readers' cache.
+fn write_import(
+    conn: &mut Connection,
+    tile_id: &TileId,
+    chunks: Receiver<Message>,
+) -> Result<Vec<(i64, Arc<[u32]>)>> {
     let tx = conn.transaction()?;
     let mut import = ImportWriter::begin(&tx, tile_id.as_str())?;
+    let mut directories = Vec::new();
     for message in chunks {
         match message {
-            Message::Chunk(places) => import.write_chunk(&tx, &places)?,
+            Message::Chunk(places) => {
+                let id = import.write_chunk(&tx, &places)?;
+                directories.push((id, places.iter().map(|p| p.key).collect()));
+            }
             Message::Commit => {
                 import.finish(&tx)?;
                 tx.commit()?;
-                return Ok(());
+                return Ok(directories);
             }
         }
     }
@@ -413,7 +426,8 @@ impl ImportWriter {
     }
 
     /// Writes places already sorted by grid key as one chunk.
-    fn write_chunk(&mut self, tx: &Transaction, places: &[NewPlace]) -> Result<()> {
+    /// Returns the chunk's id.
+    fn write_chunk(&mut self, tx: &Transaction, places: &[NewPlace]) -> Result<i64> {
         debug_assert!(places.len() <= 1 << ROWID_SHIFT);
         let mut cells = Vec::with_capacity(places.len() * 4);
         for p in places {
@@ -423,10 +437,10 @@ impl ImportWriter {
             "INSERT INTO chunk (import_id, rows, cells) VALUES (?1, ?2, ?3)",
             params![self.id, places.len() as i64, cells],
         )?;
-        let base = tx.last_insert_rowid() << ROWID_SHIFT;
-        self.insert(tx, base, places)?;
+        let id = tx.last_insert_rowid();
+        self.insert(tx, id << ROWID_SHIFT, places)?;
         self.rows += places.len() as u64;
-        Ok(())
+        Ok(id)
     }
 
     /// Inserts `places` with the ids from `first` on.
