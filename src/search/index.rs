@@ -107,7 +107,8 @@ fn create_words(id: i64) -> String {
         "CREATE VIRTUAL TABLE words_{id} USING fts5(t, content='', detail=none,
             columnsize=0, prefix='2 3', tokenize=\"ascii tokenchars '_'\");
          INSERT INTO words_{id} (words_{id}, rank) VALUES ('automerge', 0);
-         INSERT INTO words_{id} (words_{id}, rank) VALUES ('crisismerge', 64);"
+         INSERT INTO words_{id} (words_{id}, rank) VALUES ('crisismerge', 64);
+         CREATE VIRTUAL TABLE words_{id}_vocab USING fts5vocab(words_{id}, 'row');"
     )
 }
 
@@ -504,7 +505,9 @@ fn delete_import(tx: &Transaction, tile_id: &str) -> Result<()> {
     }
     tx.execute("DELETE FROM chunk WHERE import_id = ?1", [id])?;
     tx.execute("DELETE FROM import WHERE id = ?1", [id])?;
-    tx.execute_batch(&format!("DROP TABLE IF EXISTS words_{id}"))?;
+    tx.execute_batch(&format!(
+        "DROP TABLE IF EXISTS words_{id}_vocab; DROP TABLE IF EXISTS words_{id}"
+    ))?;
     Ok(())
 }
 
@@ -621,7 +624,8 @@ fn cell_range(cells: &[u32], level: u32, cell: u32) -> (usize, usize) {
     (start, end)
 }
 
-/// Reads the matches of `expression` in `words_<import>` with ids in `first..=last`.
+/// Reads the matches of `expression` in `words_<import>` with ids in `first..=last`; returns
+/// how many rows FTS5 found (before the check of each candidate).
 #[allow(clippy::too_many_arguments)]
 fn read_matches(
     conn: &Connection,
@@ -633,7 +637,7 @@ fn read_matches(
     lat: f64,
     lng: f64,
     out: &mut Vec<Candidate>,
-) -> Result<()> {
+) -> Result<usize> {
     let id = import.id;
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT place.name, place.lat, place.lng, place.importance, place.aliases
@@ -641,7 +645,9 @@ fn read_matches(
          WHERE words_{id} MATCH ?1 AND words_{id}.rowid BETWEEN ?2 AND ?3"
     ))?;
     let mut rows = stmt.query(params![expression, first, last])?;
+    let mut found = 0;
     while let Some(row) = rows.next()? {
+        found += 1;
         let name: String = row.get(0)?;
         if check {
             let mut matched = normalize(&name);
@@ -666,7 +672,55 @@ fn read_matches(
             importance: number(row.get_ref(3)?).unwrap_or(0.0),
         });
     }
-    Ok(())
+    Ok(found)
+}
+
+/// Most words a long prefix is replaced by in a query; more, and it is cut instead.
+const MAX_PREFIX_WORDS: usize = 64;
+
+/// The words of `words_<import>` that start with `prefix`, or `None` when there are more than
+/// [`MAX_PREFIX_WORDS`].
+fn words_starting(conn: &Connection, import: i64, prefix: &str) -> Result<Option<Vec<String>>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT term FROM words_{import}_vocab WHERE term >= ?1 AND term < ?2 LIMIT ?3"
+    ))?;
+    // Indexed words are ASCII letters, digits and `_`, all below U+007F.
+    let words = stmt
+        .query_map(
+            params![
+                prefix,
+                format!("{prefix}\u{7f}"),
+                MAX_PREFIX_WORDS as i64 + 1
+            ],
+            |r| r.get::<_, String>(0),
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((words.len() <= MAX_PREFIX_WORDS).then_some(words))
+}
+
+/// Whether `expression` matches fewer than [`FEW_MATCHES`] places in all imports together.
+fn few_matches(
+    conn: &Connection,
+    imports: &[ImportInfo],
+    filters: &[Option<(String, bool)>],
+) -> Result<bool> {
+    let mut total = 0;
+    for (import, filter) in imports.iter().zip(filters) {
+        let Some((expression, _)) = filter else {
+            continue;
+        };
+        let id = import.id;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT count(*) FROM (SELECT rowid FROM words_{id} WHERE words_{id} MATCH ?1 LIMIT ?2)"
+        ))?;
+        total += stmt.query_row(params![expression, FEW_MATCHES as i64], |r| {
+            r.get::<_, i64>(0)
+        })? as usize;
+        if total >= FEW_MATCHES {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// One candidate per title, the nearest; sorted nearest first.
@@ -718,8 +772,13 @@ impl Ord for Cell {
     }
 }
 
-/// Cells holding at most this many places are read; bigger ones are split in four.
+/// Cells holding at most this many places are read; bigger ones are split in four. When the
+/// cells read so far had few matches per place, bigger cells are read, so that each read
+/// finds about [`MATCHES_PER_READ`] matches instead of costing a query for nothing.
 const READ_CELL_ROWS: usize = 1024;
+const MATCHES_PER_READ: usize = 64;
+/// Fewer matches than this in all are simply all read, without walking the grid.
+const FEW_MATCHES: usize = 2000;
 
 fn make_cell(chunks: &[ChunkInfo], level: u32, x: u32, y: u32, lat: f64, lng: f64) -> Cell {
     let key = interleave(x, y);
@@ -767,13 +826,37 @@ fn search_with(
     lng: f64,
 ) -> Result<Vec<Place>> {
     let (imports, chunks) = load_chunks(conn, cache)?;
-    let (words, check) = fts_filter(terms);
+    let filters = imports
+        .iter()
+        .map(|import| fts_filter(terms, |prefix| words_starting(conn, import.id, prefix)))
+        .collect::<Result<Vec<_>>>()?;
     let mut candidates = Vec::new();
     let mut best: HashMap<String, f64> = HashMap::new();
     // Best first: the cell nearest to the point next. Once the last of the results is nearer
     // than the nearest unread cell, nothing unread can change them.
     let mut cells = std::collections::BinaryHeap::new();
-    cells.push(make_cell(&chunks, 0, 0, 0, lat, lng));
+    if few_matches(conn, &imports, &filters)? {
+        for (import, filter) in imports.iter().zip(&filters) {
+            let Some((words, check)) = filter else {
+                continue;
+            };
+            read_matches(
+                conn,
+                import,
+                terms,
+                (words, *check),
+                i64::MIN,
+                i64::MAX,
+                lat,
+                lng,
+                &mut candidates,
+            )?;
+        }
+    } else {
+        cells.push(make_cell(&chunks, 0, 0, 0, lat, lng));
+    }
+    // Places in the cells read so far, and FTS5 matches among them.
+    let (mut rows_read, mut found) = (0, 0);
     while let Some(cell) = cells.pop() {
         if cell.rows == 0 {
             continue;
@@ -781,7 +864,12 @@ fn search_with(
         if last_result_distance(&best).is_some_and(|d| d < cell.min_distance) {
             break;
         }
-        if cell.rows > READ_CELL_ROWS && cell.level < GRID_BITS {
+        let read_up_to = if rows_read == 0 {
+            READ_CELL_ROWS
+        } else {
+            READ_CELL_ROWS.max(rows_read * MATCHES_PER_READ / (found + 1))
+        };
+        if cell.rows > read_up_to && cell.level < GRID_BITS {
             for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
                 let child = make_cell(
                     &chunks,
@@ -798,14 +886,18 @@ fn search_with(
             continue;
         }
         let first = candidates.len();
+        rows_read += cell.rows;
         for &(i, a, b) in &cell.ranges {
             let chunk = &chunks[i];
+            let Some((words, check)) = &filters[chunk.import] else {
+                continue;
+            };
             let base = chunk.id << ROWID_SHIFT;
-            read_matches(
+            found += read_matches(
                 conn,
                 &imports[chunk.import],
                 terms,
-                (&words, check),
+                (words, *check),
                 base + a as i64,
                 base + b as i64 - 1,
                 lat,
@@ -826,13 +918,16 @@ fn search_with(
     nearest.truncate(MAX_RESULTS);
 
     let mut important = Vec::new();
-    let expression = format!("{words} AND \"{}\"", IMPORTANT_MARK.trim());
-    for import in imports.iter().filter(|i| i.important) {
+    for (import, filter) in imports.iter().zip(&filters) {
+        let Some((words, check)) = filter.as_ref().filter(|_| import.important) else {
+            continue;
+        };
+        let expression = format!("{words} AND \"{}\"", IMPORTANT_MARK.trim());
         read_matches(
             conn,
             import,
             terms,
-            (&expression, check),
+            (&expression, *check),
             i64::MIN,
             i64::MAX,
             lat,
@@ -961,11 +1056,13 @@ mod tests {
         for region in ["north", "south", "world"] {
             let mut csv = String::from("name,lat,lng\n");
             for _ in 0..6_000 {
+                // Many words share the prefix "stra": long prefixes are cut or expanded.
                 let name = format!(
-                    "{}{} {}",
+                    "{}{} {} stra{}",
                     syllables[(rng.next() % 8) as usize],
                     syllables[(rng.next() % 8) as usize],
-                    syllables[(rng.next() % 8) as usize]
+                    syllables[(rng.next() % 8) as usize],
+                    rng.next() % 200
                 );
                 let (lat, lng) = match region {
                     "north" => (45.0 + rng.unit() * 3.0, 5.0 + rng.unit() * 3.0),
@@ -991,7 +1088,19 @@ mod tests {
             (-89.9, 179.9),
             (45.0, 5.0),
         ];
-        for q in ["sa", "ro te", "santa", "\"via del\"", "monte"] {
+        for q in [
+            "sa",
+            "ro te",
+            "santa",
+            "\"via del\"",
+            "monte",
+            "stra",
+            "stra1",
+            "stra15",
+            "stra15 ro",
+            "stra199",
+            "stra7 mon",
+        ] {
             for (lat, lng) in points {
                 let got: Vec<(f64, String)> = index
                     .search(q, lat, lng)

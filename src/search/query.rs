@@ -49,29 +49,42 @@ pub fn parse(query: &str) -> Vec<Term> {
 pub const INDEXED_PREFIX: usize = 3;
 
 /// An FTS5 expression for every place that may match `terms`, cheap to run over a range of
-/// ids, and whether each place it finds must still be checked with [`matches_terms`].
+/// ids, and whether each place it finds must still be checked with [`matches_terms`]; `None`
+/// when nothing can match.
 ///
 /// A prefix longer than [`INDEXED_PREFIX`] would make FTS5 gather every place of every word
-/// starting with it before looking at any id range, so it is cut to the indexed length here
-/// and checked in full on each candidate. Phrases match as all of their words.
-pub fn fts_filter(terms: &[Term]) -> (String, bool) {
+/// starting with it before looking at any id range. So `words_of` lists the indexed words
+/// starting with it: a few become an OR of plain words; none means no match; when it gives
+/// up (too many), the prefix is cut to the indexed length and checked in full on each
+/// candidate. Phrases match as all of their words and are checked too.
+pub fn fts_filter<E>(
+    terms: &[Term],
+    mut words_of: impl FnMut(&str) -> Result<Option<Vec<String>>, E>,
+) -> Result<Option<(String, bool)>, E> {
     let mut check = false;
-    let parts: Vec<String> = terms
-        .iter()
-        .flat_map(|t| match t {
-            Term::Prefix(w) if w.len() > INDEXED_PREFIX => {
-                check = true;
-                // Normalised words are ASCII, so this cuts between characters.
-                vec![format!("\"{}\"*", &w[..INDEXED_PREFIX])]
-            }
-            Term::Prefix(w) => vec![format!("\"{w}\"*")],
+    let mut parts = Vec::new();
+    for term in terms {
+        match term {
+            Term::Prefix(w) if w.len() > INDEXED_PREFIX => match words_of(w)? {
+                Some(words) if words.is_empty() => return Ok(None),
+                Some(words) => {
+                    let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+                    parts.push(format!("({})", quoted.join(" OR ")));
+                }
+                None => {
+                    check = true;
+                    // Normalised words are ASCII, so this cuts between characters.
+                    parts.push(format!("\"{}\"*", &w[..INDEXED_PREFIX]));
+                }
+            },
+            Term::Prefix(w) => parts.push(format!("\"{w}\"*")),
             Term::Phrase(p) => {
                 check = true;
-                p.split(' ').map(|w| format!("\"{w}\"")).collect()
+                parts.extend(p.split(' ').map(|w| format!("\"{w}\"")));
             }
-        })
-        .collect();
-    (parts.join(" AND "), check)
+        }
+    }
+    Ok(Some((parts.join(" AND "), check)))
 }
 
 /// Whether `normalized` matches every term: each prefix starts one of its words (as FTS5
@@ -123,7 +136,7 @@ mod tests {
     fn operators_and_syntax_are_plain_words() {
         let terms = parse("NEAR(a b) OR NOT x* ^start col:val AND (");
         assert_eq!(
-            fts_filter(&terms).0,
+            fts_filter(&terms, cut).unwrap().unwrap().0,
             "\"nea\"* AND \"or\"* AND \"not\"* AND \"sta\"* AND \"col\"* AND \"and\"*"
         );
     }
@@ -136,17 +149,28 @@ mod tests {
         assert!(!matches_phrases(&terms, "new yorker"));
     }
 
+    fn cut(_: &str) -> Result<Option<Vec<String>>, ()> {
+        Ok(None)
+    }
+
     #[test]
-    fn long_prefixes_are_cut_for_the_index_and_checked_in_full() {
+    fn long_prefixes_become_their_words_or_are_cut_and_checked_in_full() {
         let terms = parse("street ma \"new york\"");
         assert_eq!(
-            fts_filter(&terms),
-            (
+            fts_filter(&terms, cut).unwrap(),
+            Some((
                 "\"str\"* AND \"ma\"* AND \"new\" AND \"york\"".to_string(),
                 true
-            )
+            ))
         );
-        assert!(!fts_filter(&parse("ma sta")).1);
+        let words = |p: &str| Ok::<_, ()>(Some(vec![p.to_string(), format!("{p}s")]));
+        assert_eq!(
+            fts_filter(&parse("street ma"), words).unwrap(),
+            Some(("(\"street\" OR \"streets\") AND \"ma\"*".to_string(), false))
+        );
+        let none = |_: &str| Ok::<_, ()>(Some(Vec::new()));
+        assert_eq!(fts_filter(&parse("street ma"), none).unwrap(), None);
+        assert!(!fts_filter(&parse("ma sta"), cut).unwrap().unwrap().1);
         assert!(matches_terms(&terms, "main streets new york"));
         assert!(!matches_terms(&terms, "main strand new york"));
         assert!(!matches_terms(&terms, "main streets york new"));
