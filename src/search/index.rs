@@ -108,7 +108,7 @@ fn create_words(id: i64) -> String {
             columnsize=0, prefix='2 3', tokenize=\"ascii tokenchars '_'\");
          INSERT INTO words_{id} (words_{id}, rank) VALUES ('automerge', 0);
          INSERT INTO words_{id} (words_{id}, rank) VALUES ('crisismerge', 64);
-         CREATE VIRTUAL TABLE words_{id}_vocab USING fts5vocab(words_{id}, 'row');"
+         CREATE TABLE words_{id}_terms (term TEXT PRIMARY KEY) WITHOUT ROWID;"
     )
 }
 
@@ -475,7 +475,10 @@ impl ImportWriter {
         let id = self.id;
         tx.execute_batch(&format!(
             "INSERT INTO words_{id} (words_{id}) VALUES ('optimize');
-             INSERT INTO words_{id} (words_{id}, rank) VALUES ('automerge', 4);"
+             INSERT INTO words_{id} (words_{id}, rank) VALUES ('automerge', 4);
+             CREATE VIRTUAL TABLE temp.vocab_{id} USING fts5vocab(main, words_{id}, 'row');
+             INSERT INTO words_{id}_terms SELECT term FROM temp.vocab_{id};
+             DROP TABLE temp.vocab_{id};"
         ))?;
         tx.execute(
             "UPDATE import SET rows = ?2, important = ?3 WHERE id = ?1",
@@ -506,7 +509,7 @@ fn delete_import(tx: &Transaction, tile_id: &str) -> Result<()> {
     tx.execute("DELETE FROM chunk WHERE import_id = ?1", [id])?;
     tx.execute("DELETE FROM import WHERE id = ?1", [id])?;
     tx.execute_batch(&format!(
-        "DROP TABLE IF EXISTS words_{id}_vocab; DROP TABLE IF EXISTS words_{id}"
+        "DROP TABLE IF EXISTS words_{id}_terms; DROP TABLE IF EXISTS words_{id}"
     ))?;
     Ok(())
 }
@@ -682,7 +685,7 @@ const MAX_PREFIX_WORDS: usize = 64;
 /// [`MAX_PREFIX_WORDS`].
 fn words_starting(conn: &Connection, import: i64, prefix: &str) -> Result<Option<Vec<String>>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT term FROM words_{import}_vocab WHERE term >= ?1 AND term < ?2 LIMIT ?3"
+        "SELECT term FROM words_{import}_terms WHERE term >= ?1 AND term < ?2 LIMIT ?3"
     ))?;
     // Indexed words are ASCII letters, digits and `_`, all below U+007F.
     let words = stmt
