@@ -137,7 +137,8 @@ impl SearchIndex {
             None => {
                 let conn = crate::db::open(&self.inner.path)?;
                 conn.pragma_update(None, "cache_size", -32768)?;
-                conn.set_prepared_statement_cache_capacity(64);
+                // A few statements per import (their table names differ).
+                conn.set_prepared_statement_cache_capacity(128);
                 conn
             }
         };
