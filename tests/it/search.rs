@@ -433,3 +433,54 @@ fn an_index_of_an_earlier_build_with_one_places_table_is_moved_too() {
     assert_eq!(index.count_region(&id("florence")).unwrap(), 1);
     assert_eq!(index.count_region(&id("base-map")).unwrap(), 1);
 }
+
+/// A reader that fails after `ok` bytes, like a download cut off in the middle.
+struct FailingAfter<'a> {
+    data: &'a [u8],
+    ok: usize,
+}
+
+impl std::io::Read for FailingAfter<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.ok == 0 {
+            return Err(std::io::Error::other("connection lost"));
+        }
+        let n = buf.len().min(self.ok).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        self.ok -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn an_import_that_fails_half_way_leaves_the_old_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
+    let old = "name,lat,lng\nOld Place,1,1\n";
+    index
+        .import_region(&id("r"), &mut old.as_bytes(), &mut |_| {})
+        .unwrap();
+    let mut csv = String::from("name,lat,lng\n");
+    for i in 0..400_000 {
+        csv.push_str(&format!("New Place {i},{},1\n", i % 80));
+    }
+    // Past the first chunk of rows, so some were already written when it fails.
+    let mut failing = FailingAfter {
+        data: csv.as_bytes(),
+        ok: csv.len() * 3 / 4,
+    };
+    assert!(
+        index
+            .import_region(&id("r"), &mut failing, &mut |_| {})
+            .is_err()
+    );
+    assert_eq!(titles(&index, "place"), vec!["Old Place"]);
+    assert_eq!(index.count_region(&id("r")).unwrap(), 1);
+    // And the index takes the next import.
+    let report = index
+        .import_region(&id("r"), &mut csv.as_bytes(), &mut |_| {})
+        .unwrap();
+    assert_eq!(report.rows, 400_000);
+    assert!(titles(&index, "old").is_empty());
+}
