@@ -51,6 +51,7 @@ const PROGRESS_EVERY: u64 = 10_000;
 const CHUNK_ROWS: usize = if cfg!(test) { 1 << 10 } else { 1 << 18 };
 /// A place's id is its chunk's id shifted by this, plus its position in the chunk.
 const ROWID_SHIFT: u32 = 20;
+const _: () = assert!(CHUNK_ROWS <= 1 << ROWID_SHIFT);
 /// Bits per axis of the finest grid (cells of 360 / 2^16 degrees, about 600 m).
 const GRID_BITS: u32 = 16;
 
@@ -427,10 +428,8 @@ impl ImportWriter {
         })
     }
 
-    /// Writes places already sorted by grid key as one chunk.
-    /// Returns the chunk's id.
+    /// Writes places already sorted by grid key as one chunk; returns the chunk's id.
     fn write_chunk(&mut self, tx: &Transaction, places: &[NewPlace]) -> Result<i64> {
-        debug_assert!(places.len() <= 1 << ROWID_SHIFT);
         let mut cells = Vec::with_capacity(places.len() * 4);
         for p in places {
             cells.extend_from_slice(&p.key.to_le_bytes());
