@@ -85,9 +85,49 @@ fn main() {
     );
 
     let mut rng = Lcg(9);
-    let queries = [
+    let many = [
         "sa", "ro", "ma", "ta", "mon", "ber", "street", "caf", "station", "ka",
     ];
+    latency(
+        &index,
+        &mut rng,
+        &many,
+        report.rows,
+        "prefix queries matching many rows",
+    );
+    let other = [
+        "santa",
+        "monteber",
+        "sa street",
+        "\"roma station\"",
+        "caf ka",
+        "villeburg",
+        "zzz",
+        "berlin hotel",
+    ];
+    latency(
+        &index,
+        &mut rng,
+        &other,
+        report.rows,
+        "longer prefixes, several words, phrases, no match",
+    );
+
+    // Replacing the region: its old rows go in the same transaction.
+    let start = Instant::now();
+    let again = index
+        .import_region(&region, &mut csv.as_bytes(), &mut |_| {})
+        .expect("import again");
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "import replacing the same region: {} rows in {:.2} s = {:.0} rows/s",
+        again.rows,
+        secs,
+        again.rows as f64 / secs
+    );
+}
+
+fn latency(index: &SearchIndex, rng: &mut Lcg, queries: &[&str], rows: u64, what: &str) {
     let mut times = Vec::new();
     let mut matched = 0usize;
     for i in 0..400 {
@@ -100,8 +140,7 @@ fn main() {
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "search at {} rows, prefix queries matching many rows: median {:.2} ms, p90 {:.2} ms, max {:.2} ms ({} results per query on average)",
-        report.rows,
+        "search at {rows} rows, {what}: median {:.2} ms, p90 {:.2} ms, max {:.2} ms ({} results per query on average)",
         percentile(&times, 0.5),
         percentile(&times, 0.9),
         times[times.len() - 1],

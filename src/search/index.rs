@@ -1,33 +1,40 @@
-//! The place index: an SQLite FTS5 table in `search.db`, searched nearest-first.
+//! The place index in `search.db`, searched nearest-first.
 //!
-//! Existing grains have the table `locations(name, normalized_name, tile_id, lat, lng)`. This
-//! version keeps its rows in `places`, which adds a `keys` column of tokens that FTS5 can
-//! intersect with the words of a query:
+//! Layout (see docs/search.md for why):
 //!
-//! - `c<level>x<i>y<j>`: the grid cell holding the place, at a few cell sizes;
-//! - `r<hex of tile id>`: the region the place came from (deleting a region finds its rows);
-//! - `imp`: the place is important (a country, a state, a big city).
+//! - `place(id, name, lat, lng, importance, aliases)`: one plain row per place.
+//! - `import(id, tile_id, rows, important)`: one row per installed region (or the base map).
+//! - `chunk(id, import_id, rows, cells)`: an import's places come in chunks of at most
+//!   [`CHUNK_ROWS`] rows. A chunk's places are sorted along a Z-order curve of a fine grid and
+//!   get the ids `chunk id << ROWID_SHIFT | position`, so every grid cell at every size is one
+//!   contiguous id range; `cells` holds the sorted grid keys, the directory to those ranges.
+//! - `words_<import id>`: a contentless FTS5 table of that import's normalised names (column
+//!   `t`) and the marker `imp` for important places (column `k`), under the same ids.
 //!
-//! Nearest-first without reading every match: for a cell size `s`, the 3×3 block of cells
-//! around the query point holds every place within `s` of it. Searching that block, if at
-//! least [`MAX_RESULTS`] distinct titles lie within `s`, those are exactly the nearest ones;
-//! otherwise the next, larger cell size is tried, and at last every match. Distance is the
-//! squared difference in degrees, as the old version measured it.
+//! Replacing a region drops its FTS table and id ranges and writes new ones, in one
+//! transaction; readers (WAL) keep seeing the old rows until it commits.
+//!
+//! Nearest-first without reading every match: for a distance `r`, the grid cells of size at
+//! least `r` around the query point hold every place within `r`. The search asks FTS5 for the
+//! matches in those cells' id ranges, finest cells first, and stops as soon as at least
+//! [`MAX_RESULTS`] distinct titles lie within `r`: those are exactly the nearest ones.
+//! Distance is the squared difference in degrees, as the old version measured it.
 //!
 //! A search for "Paris" near Texas should still offer Paris, France: besides the nearest
 //! matches, the [`IMPORTANT_SLOTS`] most important matching places always make the list,
 //! which is then ordered by distance like the rest (see docs/search.md).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use super::normalize::normalize;
-use super::query::{Term, fts_expression, matches_phrases, parse};
+use super::normalize::{normalize, normalize_into};
+use super::query::{Term, fts_filter, matches_terms, parse};
 use crate::db::number;
 use crate::error::{AppError, Result};
 use crate::tile_id::TileId;
@@ -35,12 +42,18 @@ use crate::tile_id::TileId;
 pub const MAX_RESULTS: usize = 50;
 /// How many of the most important matches are always offered, wherever the user is.
 pub const IMPORTANT_SLOTS: usize = 5;
-/// Places at least this important (a population, say) get the `imp` key.
+/// Places at least this important (a population, say) get the `imp` marker.
 pub const IMPORTANT_FROM: f64 = 100_000.0;
-/// Cell sizes in degrees, finest first.
-const CELL_SIZES: [f64; 7] = [0.05, 0.15, 0.5, 1.5, 4.0, 10.0, 25.0];
 /// How often the import reports progress, in rows.
 const PROGRESS_EVERY: u64 = 10_000;
+/// Rows sorted and written together; bounds the memory an import needs. Unit tests use small
+/// chunks, so that a few thousand rows span many of them.
+const CHUNK_ROWS: usize = if cfg!(test) { 1 << 10 } else { 1 << 18 };
+/// A place's id is its chunk's id shifted by this, plus its position in the chunk.
+const ROWID_SHIFT: u32 = 20;
+const _: () = assert!(CHUNK_ROWS <= 1 << ROWID_SHIFT);
+/// Bits per axis of the finest grid (cells of 360 / 2^16 degrees, about 600 m).
+const GRID_BITS: u32 = 16;
 
 /// One search result as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -68,28 +81,52 @@ struct Inner {
     writer: Mutex<Connection>,
     /// Idle read connections; WAL lets them read while the writer imports.
     readers: Mutex<Vec<Connection>>,
+    /// Chunk directories by chunk id. A chunk never changes once written and ids are never
+    /// reused, so an entry stays right for every snapshot that still has the chunk.
+    directories: Mutex<HashMap<i64, Arc<[u32]>>>,
 }
 
-const SCHEMA: &str = "CREATE VIRTUAL TABLE IF NOT EXISTS places USING fts5(
-    name UNINDEXED, normalized_name, keys, tile_id UNINDEXED, lat UNINDEXED, lng UNINDEXED,
-    importance UNINDEXED, prefix='2 3', detail=column, tokenize='ascii');";
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS place (id INTEGER PRIMARY KEY, name TEXT NOT NULL,
+    lat REAL NOT NULL, lng REAL NOT NULL, importance REAL, aliases TEXT);
+CREATE TABLE IF NOT EXISTS import (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tile_id TEXT NOT NULL UNIQUE, rows INTEGER NOT NULL, important INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS chunk (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    import_id INTEGER NOT NULL, rows INTEGER NOT NULL, cells BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS chunk_by_import ON chunk(import_id);";
 
-const INSERT: &str =
-    "INSERT INTO places (name, normalized_name, keys, tile_id, lat, lng, importance)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/// Marks an important place in its matched text. Normalised text never holds `_`, so no
+/// query word can match or start it.
+const IMPORTANT_MARK: &str = " _imp";
+
+/// The FTS table of one import. Contentless (names live in `place`), no word positions
+/// (a phrase is checked on each candidate instead), no per-row sizes (nothing ranks by them),
+/// and prefix indexes for the short prefixes that match the most words. `_` is a word
+/// character only for [`IMPORTANT_MARK`].
+fn create_words(id: i64) -> String {
+    format!(
+        "CREATE VIRTUAL TABLE words_{id} USING fts5(t, content='', detail=none,
+            columnsize=0, prefix='2 3', tokenize=\"ascii tokenchars '_'\");
+         INSERT INTO words_{id} (words_{id}, rank) VALUES ('automerge', 0);
+         INSERT INTO words_{id} (words_{id}, rank) VALUES ('crisismerge', 64);
+         CREATE TABLE words_{id}_terms (term TEXT PRIMARY KEY) WITHOUT ROWID;"
+    )
+}
 
 impl SearchIndex {
-    /// Opens (or creates) the index, moving an old grain's `locations` rows into `places`
-    /// in one transaction the first time.
+    /// Opens (or creates) the index, moving the rows of an earlier format into it in one
+    /// transaction the first time.
     pub fn open(path: &Path) -> Result<SearchIndex> {
         let mut writer = crate::db::open(path)?;
+        writer.pragma_update(None, "cache_size", -65536)?;
         writer.execute_batch(SCHEMA)?;
-        migrate_legacy_table(&mut writer)?;
+        migrate_earlier_tables(&mut writer)?;
         Ok(SearchIndex {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                directories: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -98,7 +135,13 @@ impl SearchIndex {
         let pooled = lock(&self.inner.readers).pop();
         let conn = match pooled {
             Some(conn) => conn,
-            None => crate::db::open(&self.inner.path)?,
+            None => {
+                let conn = crate::db::open(&self.inner.path)?;
+                conn.pragma_update(None, "cache_size", -32768)?;
+                // A few statements per import (their table names differ).
+                conn.set_prepared_statement_cache_capacity(128);
+                conn
+            }
         };
         let out = work(&conn);
         lock(&self.inner.readers).push(conn);
@@ -111,12 +154,22 @@ impl SearchIndex {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
-        self.with_reader(|conn| search_with(conn, &terms, lat, lng))
+        self.with_reader(|conn| {
+            // One snapshot for every statement: an import may commit meanwhile.
+            let tx = conn.unchecked_transaction()?;
+            let found = search_with(&tx, &self.inner.directories, &terms, lat, lng);
+            tx.finish()?;
+            found
+        })
     }
 
     /// Replaces every row of `tile_id` with the places of `csv` (header `name,lat,lng`, then
-    /// optionally `importance` and `aliases`, which the base map uses), in one transaction; `progress` is called with the
-    /// rows done so far, now and then. Malformed rows are counted and skipped.
+    /// optionally `importance` and `aliases`, which the base map uses), in one transaction;
+    /// `progress` is called with the rows read so far, now and then. Malformed rows are
+    /// counted and skipped.
+    ///
+    /// The calling thread reads, checks and normalises rows and sorts each chunk; a second
+    /// thread writes the chunks to SQLite meanwhile.
     pub fn import_region(
         &self,
         tile_id: &TileId,
@@ -124,68 +177,29 @@ impl SearchIndex {
         progress: &mut dyn FnMut(u64),
     ) -> Result<ImportReport> {
         let mut writer = lock(&self.inner.writer);
-        let tx = writer.transaction()?;
-        // Merging segments while rows stream in costs more than merging once at the end.
-        tx.execute_batch(
-            "INSERT INTO places (places, rank) VALUES ('automerge', 0);
-             INSERT INTO places (places, rank) VALUES ('crisismerge', 64);",
-        )?;
-        delete_rows(&tx, tile_id)?;
+        let conn: &mut Connection = &mut writer;
         let mut report = ImportReport::default();
-        {
-            let mut insert = tx.prepare_cached(INSERT)?;
-            let mut reader = csv::ReaderBuilder::new()
-                .has_headers(true)
-                .flexible(true)
-                .from_reader(csv);
-            let mut record = csv::ByteRecord::new();
-            let region_key = region_key(tile_id);
-            let mut keys = String::with_capacity(128);
-            loop {
-                match reader.read_byte_record(&mut record) {
-                    Ok(false) => break,
-                    Ok(true) => {}
-                    Err(e) if e.is_io_error() => {
-                        return Err(AppError::internal("reading the search rows", e));
-                    }
-                    Err(_) => {
-                        report.bad_rows += 1;
-                        continue;
-                    }
-                }
-                let Some(row) = parse_row(&record) else {
-                    report.bad_rows += 1;
-                    continue;
-                };
-                keys.clear();
-                place_keys(&mut keys, row.lat, row.lng, row.importance);
-                keys.push_str(&region_key);
-                let mut matched = normalize(row.name);
-                if !row.aliases.is_empty() {
-                    matched.push(' ');
-                    matched.push_str(&normalize(row.aliases));
-                }
-                insert.execute(params![
-                    row.name,
-                    matched,
-                    keys,
-                    tile_id.as_str(),
-                    row.lat,
-                    row.lng,
-                    row.importance
-                ])?;
-                report.rows += 1;
-                if report.rows % PROGRESS_EVERY == 0 {
-                    progress(report.rows);
-                }
+        std::thread::scope(|scope| {
+            let (to_writer, chunks) = sync_channel::<Message>(1);
+            let written = scope.spawn(move || write_import(conn, tile_id, chunks));
+            let read = read_csv(csv, &to_writer, &mut report, progress);
+            if let Err(e) = read {
+                // Dropping the channel without `Commit` makes the writer roll back.
+                drop(to_writer);
+                let _ = written.join();
+                return Err(e);
             }
-        }
-        tx.execute_batch(
-            "INSERT INTO places (places) VALUES ('optimize');
-             INSERT INTO places (places, rank) VALUES ('automerge', 4);
-             INSERT INTO places (places, rank) VALUES ('crisismerge', 16);",
-        )?;
-        tx.commit()?;
+            let _ = to_writer.send(Message::Commit);
+            drop(to_writer);
+            match written.join() {
+                Ok(result) => result,
+                Err(_) => Err(AppError::Internal("the search import thread failed".into())),
+            }
+        })
+        .map(|directories| {
+            // The first search need not read them back.
+            lock(&self.inner.directories).extend(directories);
+        })?;
         progress(report.rows);
         Ok(report)
     }
@@ -194,7 +208,7 @@ impl SearchIndex {
     pub fn delete_region(&self, tile_id: &TileId) -> Result<()> {
         let mut writer = lock(&self.inner.writer);
         let tx = writer.transaction()?;
-        delete_rows(&tx, tile_id)?;
+        delete_import(&tx, tile_id.as_str())?;
         tx.commit()?;
         Ok(())
     }
@@ -202,11 +216,14 @@ impl SearchIndex {
     /// How many rows a region has (for status and tests).
     pub fn count_region(&self, tile_id: &TileId) -> Result<u64> {
         self.with_reader(|conn| {
-            Ok(conn.query_row(
-                "SELECT count(*) FROM places WHERE places MATCH ?1",
-                [format!("keys:\"{}\"", region_key(tile_id).trim())],
-                |r| r.get::<_, i64>(0),
-            )? as u64)
+            let rows: Option<i64> = conn
+                .query_row(
+                    "SELECT rows FROM import WHERE tile_id = ?1",
+                    [tile_id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(rows.unwrap_or(0) as u64)
         })
     }
 }
@@ -216,16 +233,124 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-struct Row<'a> {
-    name: &'a str,
+/// A place ready to be written: checked, normalised and placed on the grid. Its texts share
+/// one allocation: the name, then what FTS5 indexes (the normalised name, the normalised
+/// aliases, the important mark).
+struct NewPlace {
+    key: u32,
+    name_end: u32,
+    /// Where the aliases start in `text` (0: none) and where they end.
+    aliases: (u32, u32),
     lat: f64,
     lng: f64,
     importance: f64,
-    /// Other names the place is found by but not shown as (the base map's "北京" for Beijing).
-    aliases: &'a str,
+    text: String,
 }
 
-fn parse_row(record: &csv::ByteRecord) -> Option<Row<'_>> {
+impl NewPlace {
+    /// `aliases` are other names the place is found by but not shown as (the base map's
+    /// "北京" for Beijing).
+    fn new(name: &str, lat: f64, lng: f64, importance: f64, aliases: &str) -> Self {
+        let mut text = String::with_capacity(name.len() * 2 + aliases.len() + 8);
+        text.push_str(name);
+        let name_end = text.len();
+        normalize_into(&mut text, name);
+        let mut alias_range = (0, 0);
+        if !aliases.is_empty() {
+            text.push(' ');
+            let start = text.len();
+            normalize_into(&mut text, aliases);
+            alias_range = (start as u32, text.len() as u32);
+        }
+        if importance >= IMPORTANT_FROM {
+            text.push_str(IMPORTANT_MARK);
+        }
+        NewPlace {
+            key: grid_key(lat, lng),
+            name_end: name_end as u32,
+            aliases: alias_range,
+            lat,
+            lng,
+            importance,
+            text,
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.text[..self.name_end as usize]
+    }
+
+    /// What FTS5 indexes.
+    fn words(&self) -> &str {
+        &self.text[self.name_end as usize..]
+    }
+
+    fn aliases(&self) -> Option<&str> {
+        let (start, end) = self.aliases;
+        (start > 0).then(|| &self.text[start as usize..end as usize])
+    }
+}
+
+enum Message {
+    /// Places sorted by grid key.
+    Chunk(Vec<NewPlace>),
+    /// Everything was read: commit.
+    Commit,
+}
+
+/// Sorts `rows` along the grid and hands them to the writer; false when the writer stopped.
+fn send_chunk(rows: &mut Vec<NewPlace>, to_writer: &SyncSender<Message>) -> bool {
+    let mut chunk = std::mem::replace(rows, Vec::with_capacity(CHUNK_ROWS));
+    chunk.sort_by_key(|p| p.key);
+    to_writer.send(Message::Chunk(chunk)).is_ok()
+}
+
+fn read_csv(
+    csv: &mut dyn Read,
+    to_writer: &SyncSender<Message>,
+    report: &mut ImportReport,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .buffer_capacity(256 * 1024)
+        .from_reader(csv);
+    let mut record = csv::ByteRecord::new();
+    let mut rows = Vec::with_capacity(CHUNK_ROWS);
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) if e.is_io_error() => {
+                return Err(AppError::internal("reading the search rows", e));
+            }
+            Err(_) => {
+                report.bad_rows += 1;
+                continue;
+            }
+        }
+        let Some(place) = parse_row(&record) else {
+            report.bad_rows += 1;
+            continue;
+        };
+        rows.push(place);
+        report.rows += 1;
+        if rows.len() == CHUNK_ROWS && !send_chunk(&mut rows, to_writer) {
+            // The writer failed; its error is what the caller gets.
+            return Ok(());
+        }
+        if report.rows.is_multiple_of(PROGRESS_EVERY) {
+            progress(report.rows);
+        }
+    }
+    if !rows.is_empty() {
+        send_chunk(&mut rows, to_writer);
+    }
+    Ok(())
+}
+
+fn parse_row(record: &csv::ByteRecord) -> Option<NewPlace> {
     if !(3..=5).contains(&record.len()) {
         return None;
     }
@@ -244,48 +369,175 @@ fn parse_row(record: &csv::ByteRecord) -> Option<Row<'_>> {
         && lng.abs() <= 180.0
         && importance.is_finite()
         && importance >= 0.0;
-    valid.then_some(Row {
-        name,
-        lat,
-        lng,
-        importance,
-        aliases: field(4).unwrap_or_default(),
-    })
-}
-
-fn region_key(tile_id: &TileId) -> String {
-    format!("r{}", hex::encode(tile_id.as_str()))
-}
-
-fn cell(lat: f64, lng: f64, size: f64) -> (i64, i64) {
-    (
-        ((lng + 180.0) / size).floor() as i64,
-        ((lat + 90.0) / size).floor() as i64,
-    )
-}
-
-fn cell_key(level: usize, x: i64, y: i64) -> String {
-    format!("c{level}x{x}y{y}")
-}
-
-/// The keys of a place: its cell at every size, and `imp` when it is important.
-fn place_keys(out: &mut String, lat: f64, lng: f64, importance: f64) {
-    use std::fmt::Write;
-    for (level, size) in CELL_SIZES.iter().enumerate() {
-        let (x, y) = cell(lat, lng, *size);
-        let _ = write!(out, "c{level}x{x}y{y} ");
+    if !valid {
+        return None;
     }
-    if importance >= IMPORTANT_FROM {
-        out.push_str("imp ");
+    let aliases = field(4).unwrap_or_default();
+    Some(NewPlace::new(name, lat, lng, importance, aliases))
+}
+
+/// The writer's side of an import: one transaction, committed only on `Commit`.
+/// Returns the directories of the chunks written, for the readers' cache.
+fn write_import(
+    conn: &mut Connection,
+    tile_id: &TileId,
+    chunks: Receiver<Message>,
+) -> Result<Vec<(i64, Arc<[u32]>)>> {
+    let tx = conn.transaction()?;
+    let mut import = ImportWriter::begin(&tx, tile_id.as_str())?;
+    let mut directories = Vec::new();
+    for message in chunks {
+        match message {
+            Message::Chunk(places) => {
+                let id = import.write_chunk(&tx, &places)?;
+                directories.push((id, places.iter().map(|p| p.key).collect()));
+            }
+            Message::Commit => {
+                import.finish(&tx)?;
+                tx.commit()?;
+                return Ok(directories);
+            }
+        }
+    }
+    Err(AppError::Internal(
+        "the search import stopped before its end".into(),
+    ))
+}
+
+/// Writes one import's chunks inside the caller's transaction.
+struct ImportWriter {
+    id: i64,
+    rows: u64,
+    important: u64,
+}
+
+impl ImportWriter {
+    /// Removes the old rows of `tile_id` and starts its new import.
+    fn begin(tx: &Transaction, tile_id: &str) -> Result<ImportWriter> {
+        delete_import(tx, tile_id)?;
+        tx.execute(
+            "INSERT INTO import (tile_id, rows, important) VALUES (?1, 0, 0)",
+            [tile_id],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute_batch(&create_words(id))?;
+        Ok(ImportWriter {
+            id,
+            rows: 0,
+            important: 0,
+        })
+    }
+
+    /// Writes places already sorted by grid key as one chunk; returns the chunk's id.
+    fn write_chunk(&mut self, tx: &Transaction, places: &[NewPlace]) -> Result<i64> {
+        let mut cells = Vec::with_capacity(places.len() * 4);
+        for p in places {
+            cells.extend_from_slice(&p.key.to_le_bytes());
+        }
+        tx.execute(
+            "INSERT INTO chunk (import_id, rows, cells) VALUES (?1, ?2, ?3)",
+            params![self.id, places.len() as i64, cells],
+        )?;
+        let id = tx.last_insert_rowid();
+        self.insert(tx, id << ROWID_SHIFT, places)?;
+        self.rows += places.len() as u64;
+        Ok(id)
+    }
+
+    /// Inserts `places` with the ids from `first` on.
+    fn insert(&mut self, tx: &Transaction, first: i64, places: &[NewPlace]) -> Result<()> {
+        let id = self.id;
+        let mut place = tx.prepare_cached(
+            "INSERT INTO place (id, name, lat, lng, importance, aliases)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut words = tx.prepare_cached(&format!(
+            "INSERT INTO words_{id} (rowid, t) VALUES (?1, ?2)"
+        ))?;
+        for (i, p) in places.iter().enumerate() {
+            let rowid = first + i as i64;
+            place.raw_bind_parameter(1, rowid)?;
+            place.raw_bind_parameter(2, p.name())?;
+            place.raw_bind_parameter(3, p.lat)?;
+            place.raw_bind_parameter(4, p.lng)?;
+            place.raw_bind_parameter(5, (p.importance > 0.0).then_some(p.importance))?;
+            place.raw_bind_parameter(6, p.aliases())?;
+            place.raw_execute()?;
+            words.raw_bind_parameter(1, rowid)?;
+            words.raw_bind_parameter(2, p.words())?;
+            self.important += (p.importance >= IMPORTANT_FROM) as u64;
+            words.raw_execute()?;
+        }
+        Ok(())
+    }
+
+    fn finish(self, tx: &Transaction) -> Result<()> {
+        let id = self.id;
+        tx.execute_batch(&format!(
+            "INSERT INTO words_{id} (words_{id}) VALUES ('optimize');
+             INSERT INTO words_{id} (words_{id}, rank) VALUES ('automerge', 4);
+             CREATE VIRTUAL TABLE temp.vocab_{id} USING fts5vocab(main, words_{id}, 'row');
+             INSERT INTO words_{id}_terms SELECT term FROM temp.vocab_{id};
+             DROP TABLE temp.vocab_{id};"
+        ))?;
+        tx.execute(
+            "UPDATE import SET rows = ?2, important = ?3 WHERE id = ?1",
+            params![id, self.rows as i64, self.important as i64],
+        )?;
+        Ok(())
     }
 }
 
-fn delete_rows(conn: &Connection, tile_id: &TileId) -> Result<()> {
-    conn.execute(
-        "DELETE FROM places WHERE rowid IN (SELECT rowid FROM places WHERE places MATCH ?1)",
-        [format!("keys:\"{}\"", region_key(tile_id))],
-    )?;
+/// Removes the import of `tile_id`, if any: its places, chunks and FTS table.
+fn delete_import(tx: &Transaction, tile_id: &str) -> Result<()> {
+    let id: Option<i64> = tx
+        .query_row("SELECT id FROM import WHERE tile_id = ?1", [tile_id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(id) = id else { return Ok(()) };
+    let chunks: Vec<i64> = tx
+        .prepare("SELECT id FROM chunk WHERE import_id = ?1")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for chunk in chunks {
+        tx.execute(
+            "DELETE FROM place WHERE id >= ?1 AND id < ?2",
+            params![chunk << ROWID_SHIFT, (chunk + 1) << ROWID_SHIFT],
+        )?;
+    }
+    tx.execute("DELETE FROM chunk WHERE import_id = ?1", [id])?;
+    tx.execute("DELETE FROM import WHERE id = ?1", [id])?;
+    tx.execute_batch(&format!(
+        "DROP TABLE IF EXISTS words_{id}_terms; DROP TABLE IF EXISTS words_{id}"
+    ))?;
     Ok(())
+}
+
+/// A coordinate on the finest grid: cells of 360 / 2^GRID_BITS degrees on both axes
+/// (latitudes use the lower half). Monotonic, so a place within `r` of a point lies between
+/// the grid positions of the point minus and plus `r`.
+fn grid(degrees_from_origin: f64) -> u32 {
+    let cells = (1u32 << GRID_BITS) as f64;
+    (degrees_from_origin / 360.0 * cells)
+        .floor()
+        .clamp(0.0, cells - 1.0) as u32
+}
+
+/// The Z-order key of a point: the bits of its grid x and y, interleaved.
+fn grid_key(lat: f64, lng: f64) -> u32 {
+    interleave(grid(lng + 180.0), grid(lat + 90.0))
+}
+
+fn interleave(x: u32, y: u32) -> u32 {
+    fn spread(v: u32) -> u32 {
+        let mut v = v & 0xffff;
+        v = (v | (v << 8)) & 0x00ff_00ff;
+        v = (v | (v << 4)) & 0x0f0f_0f0f;
+        v = (v | (v << 2)) & 0x3333_3333;
+        (v | (v << 1)) & 0x5555_5555
+    }
+    spread(x) | (spread(y) << 1)
 }
 
 /// A match, with its squared distance from the query point.
@@ -295,38 +547,183 @@ struct Candidate {
     importance: f64,
 }
 
-fn matches(
+/// An import as a search sees it.
+struct ImportInfo {
+    id: i64,
+    tile_id: String,
+    important: bool,
+}
+
+/// A chunk as a search sees it.
+struct ChunkInfo {
+    id: i64,
+    import: usize,
+    cells: Arc<[u32]>,
+}
+
+fn load_chunks(
     conn: &Connection,
-    terms: &[Term],
-    expression: &str,
-    lat: f64,
-    lng: f64,
-) -> Result<Vec<Candidate>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT name, tile_id, lat, lng, importance, normalized_name FROM places WHERE places MATCH ?1",
-    )?;
-    let phrases = terms.iter().any(|t| matches!(t, Term::Phrase(_)));
-    let mut rows = stmt.query([expression])?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        if phrases && !matches_phrases(terms, row.get_ref(5)?.as_str().unwrap_or_default()) {
-            continue;
+    cache: &Mutex<HashMap<i64, Arc<[u32]>>>,
+) -> Result<(Vec<ImportInfo>, Vec<ChunkInfo>)> {
+    let mut imports = Vec::new();
+    let mut position = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached("SELECT id, tile_id, important FROM import")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            position.insert(id, imports.len());
+            imports.push(ImportInfo {
+                id,
+                tile_id: row.get(1)?,
+                important: row.get::<_, i64>(2)? > 0,
+            });
         }
-        let (Some(plat), Some(plng)) = (number(row.get_ref(2)?), number(row.get_ref(3)?)) else {
+    }
+    let mut listed = Vec::new();
+    {
+        let mut stmt = conn.prepare_cached("SELECT id, import_id FROM chunk")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            listed.push((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?));
+        }
+    }
+    let mut chunks = Vec::with_capacity(listed.len());
+    for (id, import_id) in listed {
+        let Some(&import) = position.get(&import_id) else {
             continue;
         };
-        let distance = (plat - lat).powi(2) + (plng - lng).powi(2);
+        let cached = lock(cache).get(&id).cloned();
+        let cells = match cached {
+            Some(cells) => cells,
+            None => {
+                let blob: Vec<u8> =
+                    conn.query_row("SELECT cells FROM chunk WHERE id = ?1", [id], |r| r.get(0))?;
+                let cells: Arc<[u32]> = blob
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                lock(cache).insert(id, cells.clone());
+                cells
+            }
+        };
+        chunks.push(ChunkInfo { id, import, cells });
+    }
+    let mut cache = lock(cache);
+    if cache.len() > chunks.len() {
+        let live: HashSet<i64> = chunks.iter().map(|c| c.id).collect();
+        cache.retain(|id, _| live.contains(id));
+    }
+    Ok((imports, chunks))
+}
+
+/// The positions in a sorted key list of the keys in the cell `cell` at `level` bits per axis.
+fn cell_range(cells: &[u32], level: u32, cell: u32) -> (usize, usize) {
+    let shift = 2 * (GRID_BITS - level);
+    let lo = (cell as u64) << shift;
+    let hi = (cell as u64 + 1) << shift;
+    let start = cells.partition_point(|&k| (k as u64) < lo);
+    let end = start + cells[start..].partition_point(|&k| (k as u64) < hi);
+    (start, end)
+}
+
+/// Reads the matches of `expression` in `words_<import>` with ids in `first..=last`; returns
+/// how many rows FTS5 found (before the check of each candidate).
+#[allow(clippy::too_many_arguments)]
+fn read_matches(
+    conn: &Connection,
+    import: &ImportInfo,
+    terms: &[Term],
+    (expression, check): (&str, bool),
+    first: i64,
+    last: i64,
+    lat: f64,
+    lng: f64,
+    out: &mut Vec<Candidate>,
+) -> Result<usize> {
+    let id = import.id;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT place.name, place.lat, place.lng, place.importance, place.aliases
+         FROM words_{id} JOIN place ON place.id = words_{id}.rowid
+         WHERE words_{id} MATCH ?1 AND words_{id}.rowid BETWEEN ?2 AND ?3"
+    ))?;
+    let mut rows = stmt.query(params![expression, first, last])?;
+    let mut found = 0;
+    while let Some(row) = rows.next()? {
+        found += 1;
+        let name: String = row.get(0)?;
+        if check {
+            let mut matched = normalize(&name);
+            if let Some(aliases) = row.get::<_, Option<String>>(4)? {
+                matched.push(' ');
+                matched.push_str(&aliases);
+            }
+            if !matches_terms(terms, &matched) {
+                continue;
+            }
+        }
+        let (Some(plat), Some(plng)) = (number(row.get_ref(1)?), number(row.get_ref(2)?)) else {
+            continue;
+        };
         out.push(Candidate {
             place: Place {
-                title: row.get(0)?,
+                title: name,
                 loc: [plat, plng],
-                tile_id: row.get(1)?,
+                tile_id: import.tile_id.clone(),
             },
-            distance,
-            importance: number(row.get_ref(4)?).unwrap_or(0.0),
+            distance: (plat - lat).powi(2) + (plng - lng).powi(2),
+            importance: number(row.get_ref(3)?).unwrap_or(0.0),
         });
     }
-    Ok(out)
+    Ok(found)
+}
+
+/// Most words a long prefix is replaced by in a query; more, and it is cut instead.
+const MAX_PREFIX_WORDS: usize = 64;
+
+/// The words of `words_<import>` that start with `prefix`, or `None` when there are more than
+/// [`MAX_PREFIX_WORDS`].
+fn words_starting(conn: &Connection, import: i64, prefix: &str) -> Result<Option<Vec<String>>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT term FROM words_{import}_terms WHERE term >= ?1 AND term < ?2 LIMIT ?3"
+    ))?;
+    // Indexed words are ASCII letters, digits and `_`, all below U+007F.
+    let words = stmt
+        .query_map(
+            params![
+                prefix,
+                format!("{prefix}\u{7f}"),
+                MAX_PREFIX_WORDS as i64 + 1
+            ],
+            |r| r.get::<_, String>(0),
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((words.len() <= MAX_PREFIX_WORDS).then_some(words))
+}
+
+/// Whether `expression` matches fewer than [`FEW_MATCHES`] places in all imports together.
+fn few_matches(
+    conn: &Connection,
+    imports: &[ImportInfo],
+    filters: &[Option<(String, bool)>],
+) -> Result<bool> {
+    let mut total = 0;
+    for (import, filter) in imports.iter().zip(filters) {
+        let Some((expression, _)) = filter else {
+            continue;
+        };
+        let id = import.id;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT count(*) FROM (SELECT rowid FROM words_{id} WHERE words_{id} MATCH ?1 LIMIT ?2)"
+        ))?;
+        total += stmt.query_row(params![expression, FEW_MATCHES as i64], |r| {
+            r.get::<_, i64>(0)
+        })? as usize;
+        if total >= FEW_MATCHES {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// One candidate per title, the nearest; sorted nearest first.
@@ -349,38 +746,199 @@ fn nearest_per_title(candidates: Vec<Candidate>) -> Vec<Candidate> {
     list
 }
 
-fn search_with(conn: &Connection, terms: &[Term], lat: f64, lng: f64) -> Result<Vec<Place>> {
-    let words = fts_expression(terms, "normalized_name");
-    let mut nearest = None;
-    for (level, size) in CELL_SIZES.iter().enumerate() {
-        let (cx, cy) = cell(lat, lng, *size);
-        let block: Vec<String> = (-1..=1)
-            .flat_map(|dx| (-1..=1).map(move |dy| (cx + dx, cy + dy)))
-            // Cells past the poles or the antimeridian hold no places.
-            .filter(|(x, y)| *x >= 0 && *y >= 0)
-            .map(|(x, y)| cell_key(level, x, y))
-            .collect();
-        let expression = format!("({words}) AND keys:({})", block.join(" OR "));
-        let found = nearest_per_title(matches(conn, terms, &expression, lat, lng)?);
-        let radius = size * size;
-        if found.iter().filter(|c| c.distance <= radius).count() >= MAX_RESULTS {
-            nearest = Some(found);
-            break;
+/// A grid cell waiting to be read, with the id ranges of its places in every chunk.
+struct Cell {
+    /// Squared distance from the query point to the nearest point of the cell.
+    min_distance: f64,
+    level: u32,
+    x: u32,
+    y: u32,
+    ranges: Vec<(usize, usize, usize)>,
+    rows: usize,
+}
+
+impl PartialEq for Cell {
+    fn eq(&self, other: &Self) -> bool {
+        self.min_distance == other.min_distance
+    }
+}
+impl Eq for Cell {}
+impl PartialOrd for Cell {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Cell {
+    /// Nearest first in a max-heap.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.min_distance.total_cmp(&self.min_distance)
+    }
+}
+
+/// Cells holding at most this many places are read; bigger ones are split in four. When the
+/// cells read so far had few matches per place, bigger cells are read, so that each read
+/// finds about [`MATCHES_PER_READ`] matches instead of costing a query for nothing.
+const READ_CELL_ROWS: usize = 1024;
+const MATCHES_PER_READ: usize = 64;
+/// Fewer matches than this in all are simply all read, without walking the grid.
+const FEW_MATCHES: usize = 2000;
+
+fn make_cell(chunks: &[ChunkInfo], level: u32, x: u32, y: u32, lat: f64, lng: f64) -> Cell {
+    let key = interleave(x, y);
+    let mut ranges = Vec::new();
+    let mut rows = 0;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let (a, b) = cell_range(&chunk.cells, level, key);
+        if a < b {
+            ranges.push((i, a, b));
+            rows += b - a;
         }
     }
-    let mut nearest = match nearest {
-        Some(found) => found,
-        None => nearest_per_title(matches(conn, terms, &words, lat, lng)?),
-    };
+    // The cell's extent in degrees, widened a hair so rounding cannot put a place outside.
+    let size = 360.0 / (1u64 << level) as f64;
+    let west = x as f64 * size - 180.0 - 1e-9;
+    let south = y as f64 * size - 90.0 - 1e-9;
+    let (east, north) = (west + size + 2e-9, south + size + 2e-9);
+    let dx = (west - lng).max(lng - east).max(0.0);
+    let dy = (south - lat).max(lat - north).max(0.0);
+    Cell {
+        min_distance: dx * dx + dy * dy,
+        level,
+        x,
+        y,
+        ranges,
+        rows,
+    }
+}
+
+/// The distance of the [`MAX_RESULTS`]th nearest distinct title, once there are that many.
+fn last_result_distance(best: &HashMap<String, f64>) -> Option<f64> {
+    if best.len() < MAX_RESULTS {
+        return None;
+    }
+    let mut distances: Vec<f64> = best.values().copied().collect();
+    let (_, nth, _) = distances.select_nth_unstable_by(MAX_RESULTS - 1, f64::total_cmp);
+    Some(*nth)
+}
+
+fn search_with(
+    conn: &Connection,
+    cache: &Mutex<HashMap<i64, Arc<[u32]>>>,
+    terms: &[Term],
+    lat: f64,
+    lng: f64,
+) -> Result<Vec<Place>> {
+    let (imports, chunks) = load_chunks(conn, cache)?;
+    let filters = imports
+        .iter()
+        .map(|import| fts_filter(terms, |prefix| words_starting(conn, import.id, prefix)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut candidates = Vec::new();
+    let mut best: HashMap<String, f64> = HashMap::new();
+    // Best first: the cell nearest to the point next. Once the last of the results is nearer
+    // than the nearest unread cell, nothing unread can change them.
+    let mut cells = std::collections::BinaryHeap::new();
+    if few_matches(conn, &imports, &filters)? {
+        for (import, filter) in imports.iter().zip(&filters) {
+            let Some((words, check)) = filter else {
+                continue;
+            };
+            read_matches(
+                conn,
+                import,
+                terms,
+                (words, *check),
+                i64::MIN,
+                i64::MAX,
+                lat,
+                lng,
+                &mut candidates,
+            )?;
+        }
+    } else {
+        cells.push(make_cell(&chunks, 0, 0, 0, lat, lng));
+    }
+    // Places in the cells read so far, and FTS5 matches among them.
+    let (mut rows_read, mut found) = (0, 0);
+    while let Some(cell) = cells.pop() {
+        if cell.rows == 0 {
+            continue;
+        }
+        if last_result_distance(&best).is_some_and(|d| d < cell.min_distance) {
+            break;
+        }
+        let read_up_to = if rows_read == 0 {
+            READ_CELL_ROWS
+        } else {
+            READ_CELL_ROWS.max(rows_read * MATCHES_PER_READ / (found + 1))
+        };
+        if cell.rows > read_up_to && cell.level < GRID_BITS {
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                let child = make_cell(
+                    &chunks,
+                    cell.level + 1,
+                    cell.x * 2 + dx,
+                    cell.y * 2 + dy,
+                    lat,
+                    lng,
+                );
+                if child.rows > 0 {
+                    cells.push(child);
+                }
+            }
+            continue;
+        }
+        let first = candidates.len();
+        rows_read += cell.rows;
+        for &(i, a, b) in &cell.ranges {
+            let chunk = &chunks[i];
+            let Some((words, check)) = &filters[chunk.import] else {
+                continue;
+            };
+            let base = chunk.id << ROWID_SHIFT;
+            found += read_matches(
+                conn,
+                &imports[chunk.import],
+                terms,
+                (words, *check),
+                base + a as i64,
+                base + b as i64 - 1,
+                lat,
+                lng,
+                &mut candidates,
+            )?;
+        }
+        for c in &candidates[first..] {
+            match best.get_mut(&c.place.title) {
+                Some(d) => *d = d.min(c.distance),
+                None => {
+                    best.insert(c.place.title.clone(), c.distance);
+                }
+            }
+        }
+    }
+    let mut nearest = nearest_per_title(candidates);
     nearest.truncate(MAX_RESULTS);
 
-    let mut important = nearest_per_title(matches(
-        conn,
-        terms,
-        &format!("({words}) AND keys:imp"),
-        lat,
-        lng,
-    )?);
+    let mut important = Vec::new();
+    for (import, filter) in imports.iter().zip(&filters) {
+        let Some((words, check)) = filter.as_ref().filter(|_| import.important) else {
+            continue;
+        };
+        let expression = format!("{words} AND \"{}\"", IMPORTANT_MARK.trim());
+        read_matches(
+            conn,
+            import,
+            terms,
+            (&expression, *check),
+            i64::MIN,
+            i64::MAX,
+            lat,
+            lng,
+            &mut important,
+        )?;
+    }
+    let mut important = nearest_per_title(important);
     important.sort_by(|a, b| b.importance.total_cmp(&a.importance));
     important.truncate(IMPORTANT_SLOTS);
     // The important places take the slots of the farthest of the nearest ones.
@@ -391,24 +949,30 @@ fn search_with(conn: &Connection, terms: &[Term], lat: f64, lng: f64) -> Result<
     Ok(nearest.into_iter().map(|c| c.place).collect())
 }
 
-/// Moves the rows of an old grain's `locations` table into `places`, in one transaction.
-fn migrate_legacy_table(conn: &mut Connection) -> Result<()> {
-    let legacy: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'locations'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !legacy {
+/// Moves the rows of an earlier format into the index, in one transaction: an old grain's
+/// `locations` table, and the single `places` FTS table of earlier development builds.
+fn migrate_earlier_tables(conn: &mut Connection) -> Result<()> {
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table'
+             AND name IN ('locations', 'places') ORDER BY name",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if tables.is_empty() {
         return Ok(());
     }
     tracing::info!("moving the search index of the previous version into the new format");
     let tx = conn.transaction()?;
-    let mut moved = 0u64;
-    {
-        let mut read = tx.prepare("SELECT name, tile_id, lat, lng FROM locations")?;
-        let mut insert = tx.prepare(INSERT)?;
+    let mut by_tile: HashMap<String, Vec<NewPlace>> = HashMap::new();
+    for table in &tables {
+        let sql = if table == "locations" {
+            "SELECT name, tile_id, lat, lng, 0, NULL FROM locations"
+        } else {
+            "SELECT name, tile_id, lat, lng, importance, normalized_name FROM places"
+        };
+        let mut read = tx.prepare(sql)?;
         let mut rows = read.query([])?;
-        let mut keys = String::new();
         while let Some(row) = rows.next()? {
             let name: Option<String> = row.get(0)?;
             let tile: Option<String> = row.get(1)?;
@@ -418,23 +982,151 @@ fn migrate_legacy_table(conn: &mut Connection) -> Result<()> {
             let (Some(lat), Some(lng)) = (number(row.get_ref(2)?), number(row.get_ref(3)?)) else {
                 continue;
             };
-            keys.clear();
-            place_keys(&mut keys, lat, lng, 0.0);
-            keys.push_str(&region_key(&tile));
-            insert.execute(params![
-                name,
-                normalize(&name),
-                keys,
-                tile.as_str(),
-                lat,
-                lng,
-                0.0
-            ])?;
-            moved += 1;
+            let normalized: Option<String> = row.get(5)?;
+            // Earlier builds kept names and aliases in one matched text.
+            let aliases = normalized
+                .filter(|n| *n != normalize(&name))
+                .unwrap_or_default();
+            let importance = number(row.get_ref(4)?).unwrap_or(0.0);
+            by_tile
+                .entry(tile.as_str().to_string())
+                .or_default()
+                .push(NewPlace::new(&name, lat, lng, importance, &aliases));
         }
     }
-    tx.execute_batch("DROP TABLE locations")?;
+    let mut moved = 0u64;
+    for (tile, mut places) in by_tile {
+        let mut import = ImportWriter::begin(&tx, &tile)?;
+        while !places.is_empty() {
+            let rest = places.split_off(places.len().min(CHUNK_ROWS));
+            let mut chunk = std::mem::replace(&mut places, rest);
+            chunk.sort_by_key(|p| p.key);
+            import.write_chunk(&tx, &chunk)?;
+            moved += chunk.len() as u64;
+        }
+        import.finish(&tx)?;
+    }
+    for table in &tables {
+        tx.execute_batch(&format!("DROP TABLE {table}"))?;
+    }
     tx.commit()?;
     tracing::info!("moved {moved} places into the new search index");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+        fn unit(&mut self) -> f64 {
+            (self.next() % 1_000_000) as f64 / 1_000_000.0
+        }
+    }
+
+    /// Every match, nearest per title, by squared degrees, as (distance, title).
+    fn brute_force(rows: &[(String, f64, f64)], q: &str, lat: f64, lng: f64) -> Vec<(f64, String)> {
+        let terms = parse(q);
+        let mut best: HashMap<&str, f64> = HashMap::new();
+        for (name, plat, plng) in rows {
+            if matches_terms(&terms, &normalize(name)) {
+                let d = (plat - lat).powi(2) + (plng - lng).powi(2);
+                let e = best.entry(name).or_insert(f64::MAX);
+                *e = e.min(d);
+            }
+        }
+        let mut list: Vec<(f64, String)> = best.into_iter().map(|(n, d)| (d, n.into())).collect();
+        list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        list.truncate(MAX_RESULTS);
+        list
+    }
+
+    #[test]
+    fn results_are_exact_across_many_chunks_and_overlapping_regions() {
+        let syllables = ["san", "ta", "ro", "ma", "via", "del", "mon", "te"];
+        let mut rng = Lcg(3);
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
+        let mut rows = Vec::new();
+        for region in ["north", "south", "world"] {
+            let mut csv = String::from("name,lat,lng\n");
+            for _ in 0..6_000 {
+                // Many words share the prefix "stra": long prefixes are cut or expanded.
+                let name = format!(
+                    "{}{} {} stra{}",
+                    syllables[(rng.next() % 8) as usize],
+                    syllables[(rng.next() % 8) as usize],
+                    syllables[(rng.next() % 8) as usize],
+                    rng.next() % 200
+                );
+                let (lat, lng) = match region {
+                    "north" => (45.0 + rng.unit() * 3.0, 5.0 + rng.unit() * 3.0),
+                    "south" => (44.0 + rng.unit() * 2.0, 6.0 + rng.unit() * 2.0),
+                    _ => (rng.unit() * 180.0 - 90.0, rng.unit() * 360.0 - 180.0),
+                };
+                csv.push_str(&format!("{name},{lat},{lng}\n"));
+                rows.push((name, lat, lng));
+            }
+            let report = index
+                .import_region(
+                    &TileId::parse(region).unwrap(),
+                    &mut csv.as_bytes(),
+                    &mut |_| {},
+                )
+                .unwrap();
+            assert_eq!(report.rows, 6_000);
+        }
+        let points = [
+            (46.0, 6.5),
+            (44.0, 8.0),
+            (0.0, 0.0),
+            (-89.9, 179.9),
+            (45.0, 5.0),
+        ];
+        for q in [
+            "sa",
+            "ro te",
+            "santa",
+            "\"via del\"",
+            "monte",
+            "stra",
+            "stra1",
+            "stra15",
+            "stra15 ro",
+            "stra199",
+            "stra7 mon",
+        ] {
+            for (lat, lng) in points {
+                let got: Vec<(f64, String)> = index
+                    .search(q, lat, lng)
+                    .unwrap()
+                    .into_iter()
+                    .map(|p| ((p.loc[0] - lat).powi(2) + (p.loc[1] - lng).powi(2), p.title))
+                    .collect();
+                assert_eq!(got, brute_force(&rows, q, lat, lng), "{q:?} at {lat},{lng}");
+            }
+        }
+    }
+
+    #[test]
+    fn grid_keys_nest_so_a_cell_is_one_range() {
+        let key = grid_key(48.85, 2.35);
+        let (x, y) = (grid(2.35 + 180.0), grid(48.85 + 90.0));
+        for level in 0..=GRID_BITS {
+            let shift = GRID_BITS - level;
+            let cell = interleave(x >> shift, y >> shift);
+            assert_eq!((key as u64 >> (2 * shift)) as u32, cell);
+            assert_eq!(cell_range(&[key], level, cell), (0, 1));
+        }
+        assert_eq!(grid(-5.0), 0);
+        assert_eq!(grid(400.0), (1 << GRID_BITS) - 1);
+    }
 }

@@ -4,8 +4,14 @@
 //! digits, spaces and `"` dropped.
 
 pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    normalize_into(&mut out, text);
+    out
+}
+
+/// [`normalize`], appending to `out`.
+pub fn normalize_into(out: &mut String, text: &str) {
     let ascii = deunicode::deunicode(text);
-    let mut out = String::with_capacity(ascii.len());
     for c in ascii.chars() {
         match c {
             'A'..='Z' => out.push(c.to_ascii_lowercase()),
@@ -15,7 +21,6 @@ pub fn normalize(text: &str) -> String {
             _ => {}
         }
     }
-    out
 }
 
 #[cfg(test)]

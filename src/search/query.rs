@@ -1,4 +1,5 @@
-//! The search box's little language (CONTRACT §6), turned into an FTS5 expression.
+//! The search box's little language (CONTRACT §6), turned into an FTS5 expression and a
+//! check of each candidate.
 //!
 //! Words outside quotes match as prefixes, text inside a pair of quotes as a phrase, an
 //! unpaired quote is ignored and one-character words outside quotes are dropped; every term
@@ -44,23 +45,61 @@ pub fn parse(query: &str) -> Vec<Term> {
     terms
 }
 
-/// The FTS5 expression matching every term in the column `column`.
+/// The longest prefixes the index keeps a list of places for (FTS5 `prefix='2 3'`).
+pub const INDEXED_PREFIX: usize = 3;
+
+/// An FTS5 expression for every place that may match `terms`, cheap to run over a range of
+/// ids, and whether each place it finds must still be checked with [`matches_terms`]; `None`
+/// when nothing can match.
 ///
-/// The index keeps no word positions (they make imports much slower), so a phrase matches
-/// here as all of its words; [`matches_phrases`] then checks their order on each candidate.
-pub fn fts_expression(terms: &[Term], column: &str) -> String {
-    let parts: Vec<String> = terms
-        .iter()
-        .flat_map(|t| match t {
-            Term::Prefix(w) => vec![format!("{column}:\"{w}\"*")],
-            Term::Phrase(p) => p.split(' ').map(|w| format!("{column}:\"{w}\"")).collect(),
-        })
-        .collect();
-    parts.join(" AND ")
+/// A prefix longer than [`INDEXED_PREFIX`] would make FTS5 gather every place of every word
+/// starting with it before looking at any id range. So `words_of` lists the indexed words
+/// starting with it: a few become an OR of plain words; none means no match; when it gives
+/// up (too many), the prefix is cut to the indexed length and checked in full on each
+/// candidate. Phrases match as all of their words and are checked too.
+pub fn fts_filter<E>(
+    terms: &[Term],
+    mut words_of: impl FnMut(&str) -> Result<Option<Vec<String>>, E>,
+) -> Result<Option<(String, bool)>, E> {
+    let mut check = false;
+    let mut parts = Vec::new();
+    for term in terms {
+        match term {
+            Term::Prefix(w) if w.len() > INDEXED_PREFIX => match words_of(w)? {
+                Some(words) if words.is_empty() => return Ok(None),
+                Some(words) => {
+                    let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+                    parts.push(format!("({})", quoted.join(" OR ")));
+                }
+                None => {
+                    check = true;
+                    // Normalised words are ASCII, so this cuts between characters.
+                    parts.push(format!("\"{}\"*", &w[..INDEXED_PREFIX]));
+                }
+            },
+            Term::Prefix(w) => parts.push(format!("\"{w}\"*")),
+            Term::Phrase(p) => {
+                check = true;
+                parts.extend(p.split(' ').map(|w| format!("\"{w}\"")));
+            }
+        }
+    }
+    Ok(Some((parts.join(" AND "), check)))
+}
+
+/// Whether `normalized` matches every term: each prefix starts one of its words (as FTS5
+/// splits them), each phrase appears word for word.
+pub fn matches_terms(terms: &[Term], normalized: &str) -> bool {
+    terms.iter().all(|t| match t {
+        Term::Prefix(p) => normalized
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| w.starts_with(p.as_str())),
+        Term::Phrase(_) => true,
+    }) && matches_phrases(terms, normalized)
 }
 
 /// Whether the phrases among `terms` appear, word for word and in order, in `normalized`.
-pub fn matches_phrases(terms: &[Term], normalized: &str) -> bool {
+fn matches_phrases(terms: &[Term], normalized: &str) -> bool {
     let padded = format!(
         " {} ",
         normalized.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -96,10 +135,9 @@ mod tests {
     #[test]
     fn operators_and_syntax_are_plain_words() {
         let terms = parse("NEAR(a b) OR NOT x* ^start col:val AND (");
-        let expr = fts_expression(&terms, "n");
         assert_eq!(
-            expr,
-            "n:\"neara\"* AND n:\"or\"* AND n:\"not\"* AND n:\"start\"* AND n:\"colval\"* AND n:\"and\"*"
+            fts_filter(&terms, cut).unwrap().unwrap().0,
+            "\"nea\"* AND \"or\"* AND \"not\"* AND \"sta\"* AND \"col\"* AND \"and\"*"
         );
     }
 
@@ -109,6 +147,34 @@ mod tests {
         assert!(matches_phrases(&terms, "new york pizza"));
         assert!(!matches_phrases(&terms, "york new"));
         assert!(!matches_phrases(&terms, "new yorker"));
+    }
+
+    fn cut(_: &str) -> Result<Option<Vec<String>>, ()> {
+        Ok(None)
+    }
+
+    #[test]
+    fn long_prefixes_become_their_words_or_are_cut_and_checked_in_full() {
+        let terms = parse("street ma \"new york\"");
+        assert_eq!(
+            fts_filter(&terms, cut).unwrap(),
+            Some((
+                "\"str\"* AND \"ma\"* AND \"new\" AND \"york\"".to_string(),
+                true
+            ))
+        );
+        let words = |p: &str| Ok::<_, ()>(Some(vec![p.to_string(), format!("{p}s")]));
+        assert_eq!(
+            fts_filter(&parse("street ma"), words).unwrap(),
+            Some(("(\"street\" OR \"streets\") AND \"ma\"*".to_string(), false))
+        );
+        let none = |_: &str| Ok::<_, ()>(Some(Vec::new()));
+        assert_eq!(fts_filter(&parse("street ma"), none).unwrap(), None);
+        assert!(!fts_filter(&parse("ma sta"), cut).unwrap().unwrap().1);
+        assert!(matches_terms(&terms, "main streets new york"));
+        assert!(!matches_terms(&terms, "main strand new york"));
+        assert!(!matches_terms(&terms, "main streets york new"));
+        assert!(matches_terms(&parse("quot"), "\"quoted\" place"));
     }
 
     #[test]

@@ -209,16 +209,30 @@ fn results_equal_a_full_distance_sort_with_one_result_per_title() {
         "vi de",
         "tene",
         "x",
+        "berlin",
+        "stone delvia",
+        "\"stone\"",
+        "mamonte",
     ];
-    let points = [
+    // Inside the clusters, at their edges, between them, on cell boundaries, at the corners
+    // of the world, and a few anywhere.
+    let mut points = vec![
         (40.2, 10.2),
         (43.1, 13.3),
+        (44.5, 14.5),
+        (45.0, 15.0),
         (-30.0, 100.0),
         (0.0, 0.0),
         (89.0, 179.0),
+        (-90.0, -180.0),
+        (90.0, 180.0),
+        (42.1875, 11.25),
     ];
+    for _ in 0..10 {
+        points.push((rng.unit() * 180.0 - 90.0, rng.unit() * 360.0 - 180.0));
+    }
     for q in queries {
-        for (lat, lng) in points {
+        for &(lat, lng) in &points {
             let got: Vec<(String, f64)> = index
                 .search(q, lat, lng)
                 .unwrap()
@@ -393,4 +407,80 @@ async fn search_over_http_answers_nearest_first_and_refuses_bad_points() {
     ] {
         assert_error(server.get_as(bad, None, "").await, 400).await;
     }
+}
+
+#[test]
+fn an_index_of_an_earlier_build_with_one_places_table_is_moved_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("search.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE VIRTUAL TABLE places USING fts5(name UNINDEXED, normalized_name, keys,
+                tile_id UNINDEXED, lat UNINDEXED, lng UNINDEXED, importance UNINDEXED,
+                prefix='2 3', detail=column, tokenize='ascii');
+             INSERT INTO places VALUES ('Beijing', 'beijing bei jing', 'rbase', 'base-map',
+                39.9, 116.4, 21000000);
+             INSERT INTO places VALUES ('Uffizi', 'uffizi', 'rflorence', 'florence',
+                43.7678, 11.2553, 0);",
+        )
+        .unwrap();
+    }
+    let index = SearchIndex::open(&path).unwrap();
+    assert_eq!(titles(&index, "bei jing"), vec!["Beijing"]);
+    assert_eq!(titles(&index, "\"bei jing\""), vec!["Beijing"]);
+    assert_eq!(titles(&index, "uff"), vec!["Uffizi"]);
+    assert_eq!(index.count_region(&id("florence")).unwrap(), 1);
+    assert_eq!(index.count_region(&id("base-map")).unwrap(), 1);
+}
+
+/// A reader that fails after `ok` bytes, like a download cut off in the middle.
+struct FailingAfter<'a> {
+    data: &'a [u8],
+    ok: usize,
+}
+
+impl std::io::Read for FailingAfter<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.ok == 0 {
+            return Err(std::io::Error::other("connection lost"));
+        }
+        let n = buf.len().min(self.ok).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        self.ok -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn an_import_that_fails_half_way_leaves_the_old_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
+    let old = "name,lat,lng\nOld Place,1,1\n";
+    index
+        .import_region(&id("r"), &mut old.as_bytes(), &mut |_| {})
+        .unwrap();
+    let mut csv = String::from("name,lat,lng\n");
+    for i in 0..400_000 {
+        csv.push_str(&format!("New Place {i},{},1\n", i % 80));
+    }
+    // Past the first chunk of rows, so some were already written when it fails.
+    let mut failing = FailingAfter {
+        data: csv.as_bytes(),
+        ok: csv.len() * 3 / 4,
+    };
+    assert!(
+        index
+            .import_region(&id("r"), &mut failing, &mut |_| {})
+            .is_err()
+    );
+    assert_eq!(titles(&index, "place"), vec!["Old Place"]);
+    assert_eq!(index.count_region(&id("r")).unwrap(), 1);
+    // And the index takes the next import.
+    let report = index
+        .import_region(&id("r"), &mut csv.as_bytes(), &mut |_| {})
+        .unwrap();
+    assert_eq!(report.rows, 400_000);
+    assert!(titles(&index, "old").is_empty());
 }
