@@ -2,9 +2,9 @@
 //!
 //! Handlers only put requests in the persistent [`queue`] and read status; one supervisor
 //! task owns all the work: it starts downloads (a few regions at once, parts fetched over a
-//! bounded number of connections, each region installed alongside its download), runs deletions, and never lets a delete and a download of
-//! the same region run together. Everything it needs to continue after a restart is in the
-//! queue and the data directory.
+//! bounded number of connections, each region installed alongside its download), runs
+//! deletions, and never lets a delete and a download of the same region run together.
+//! Everything it needs to continue after a restart is in the queue and the data directory.
 
 pub mod disk;
 pub mod download;
