@@ -1,7 +1,8 @@
 //! Downloading a region's parts: concurrently (bounded by one semaphore for the whole
 //! program), resuming a part cut off mid-way with a Range request, retrying what may work
 //! later with exponential backoff and jitter, and verifying each part's size and checksum
-//! before it counts. Verified parts are recorded in the queue, so a restart skips them.
+//! before it counts. Verified parts are recorded in the queue, so a restart skips them, and
+//! announced on the region's [`PartGate`], so the install running alongside can unpack them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
