@@ -1,7 +1,8 @@
 //! Downloading a region's parts: concurrently (bounded by one semaphore for the whole
 //! program), resuming a part cut off mid-way with a Range request, retrying what may work
 //! later with exponential backoff and jitter, and verifying each part's size and checksum
-//! before it counts. Verified parts are recorded in the queue, so a restart skips them.
+//! before it counts. Verified parts are recorded in the queue, so a restart skips them, and
+//! announced on the region's [`PartGate`], so the install running alongside can unpack them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tokio::sync::Semaphore;
 
 use super::disk::is_disk_full;
 use super::fetcher::{FetchError, Fetcher};
+use super::gate::PartGate;
 use super::manifest::RegionEntry;
 use super::progress::Tracker;
 use super::queue::Queue;
@@ -48,6 +50,23 @@ pub struct Job<'a, F: Fetcher> {
     pub tracker: &'a Tracker,
     pub connections: &'a Semaphore,
     pub cancel: &'a AtomicBool,
+    /// Set when the install running alongside failed: the rest is not worth fetching.
+    pub abandon: &'a AtomicBool,
+    /// Where each part is announced once verified, for the install running alongside.
+    pub gate: &'a PartGate,
+}
+
+impl<F: Fetcher> Job<'_, F> {
+    /// Why to stop now, if there is a reason.
+    fn stopped(&self) -> Option<Stop> {
+        if self.cancel.load(Ordering::Relaxed) {
+            Some(Stop::Cancelled)
+        } else if self.abandon.load(Ordering::Relaxed) {
+            Some(Stop::Failed("the install failed".into()))
+        } else {
+            None
+        }
+    }
 }
 
 pub fn part_path(dir: &Path, index: usize) -> PathBuf {
@@ -91,6 +110,7 @@ async fn fetch_part<F: Fetcher>(
             p.download_done += 1;
             p.bytes_done += bytes;
         });
+        job.gate.ready(index);
         return Ok(());
     }
     let expected_bytes = job.entry.bytes.as_ref().map(|b| b[index]);
@@ -98,8 +118,8 @@ async fn fetch_part<F: Fetcher>(
     let url = format!("{}{}", job.base_url, job.entry.files[index]);
     let mut last_error = String::new();
     for attempt in 0..MAX_ATTEMPTS {
-        if job.cancel.load(Ordering::Relaxed) {
-            return Err(Stop::Cancelled);
+        if let Some(stop) = job.stopped() {
+            return Err(stop);
         }
         let mut have = size_on_disk().unwrap_or(0);
         if expected_bytes.is_some_and(|e| have > e) {
@@ -132,12 +152,23 @@ async fn fetch_part<F: Fetcher>(
                 }
             }
         }
-        match verify(&path, expected_bytes, expected_sha.as_deref()) {
+        // Hashing a part takes a while: off the threads that answer requests.
+        let checked = {
+            let path = path.clone();
+            let expected_sha = expected_sha.clone();
+            tokio::task::spawn_blocking(move || {
+                verify(&path, expected_bytes, expected_sha.as_deref())
+            })
+            .await
+            .unwrap_or_else(|e| Err(Check::Corrupt(format!("checking the part failed: {e}"))))
+        };
+        match checked {
             Ok((bytes, sha)) => {
                 job.queue
                     .mark_verified(job.id, index, bytes, &sha)
                     .map_err(|e| Stop::Failed(e.to_string()))?;
                 job.tracker.update(job.id, |p| p.download_done += 1);
+                job.gate.ready(index);
                 return Ok(());
             }
             Err(Check::Short) => {
@@ -197,8 +228,8 @@ async fn fetch_into<F: Fetcher>(
     }
     let mut body = fetched.body;
     while let Some(chunk) = body.next().await {
-        if job.cancel.load(Ordering::Relaxed) {
-            return Err(FetchFailure::Stop(Stop::Cancelled));
+        if let Some(stop) = job.stopped() {
+            return Err(FetchFailure::Stop(stop));
         }
         let chunk = match chunk {
             Ok(chunk) => chunk,

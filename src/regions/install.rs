@@ -1,6 +1,8 @@
 //! Installing a downloaded region: its parts, concatenated, are a gzip'd tar holding
 //! `pkg/tiles.pmtiles` and `pkg/search.csv` (CONTRACT §5). They are decompressed and
-//! unpacked as one stream, so memory stays bounded whatever the region's size.
+//! unpacked as one stream, so memory stays bounded whatever the region's size, and each part
+//! is read as soon as the download has verified it (see [`super::gate`]), so unpacking
+//! overlaps the download instead of following it.
 //!
 //! Order, so that a crash at any point leaves the old state or the new one: search rows are
 //! imported (one transaction), then the tiles are renamed into place, then the marker is
@@ -18,13 +20,14 @@ use crate::tile_id::TileId;
 const TILES_MEMBER: &[u8] = b"pkg/tiles.pmtiles";
 const SEARCH_MEMBER: &[u8] = b"pkg/search.csv";
 
-/// Reads several files as one.
-struct Concatenated {
-    files: std::vec::IntoIter<PathBuf>,
+/// Reads several files as one, each once `wait` says it is ready.
+struct Concatenated<'a> {
+    files: std::iter::Enumerate<std::vec::IntoIter<PathBuf>>,
     current: Option<File>,
+    wait: &'a dyn Fn(usize) -> io::Result<()>,
 }
 
-impl Read for Concatenated {
+impl Read for Concatenated<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if let Some(file) = &mut self.current {
@@ -34,7 +37,10 @@ impl Read for Concatenated {
                 }
             }
             match self.files.next() {
-                Some(path) => self.current = Some(File::open(path)?),
+                Some((index, path)) => {
+                    (self.wait)(index)?;
+                    self.current = Some(File::open(path)?);
+                }
                 None => return Ok(0),
             }
         }
@@ -61,16 +67,19 @@ pub enum Step {
     SearchRead(u64),
 }
 
+/// Installs region `id` from `parts`, reading part `i` only once `wait(i)` returns (the
+/// download may still be fetching later ones; an error from `wait` abandons the install).
 pub fn install(
     layout: &Layout,
     search: &SearchIndex,
     id: &TileId,
     parts: Vec<PathBuf>,
+    wait: &dyn Fn(usize) -> io::Result<()>,
     work_dir: &Path,
     report: &mut dyn FnMut(Step),
 ) -> Result<ImportReport, String> {
     let tiles_tmp = work_dir.join("tiles.pmtiles.tmp");
-    let result = unpack(search, id, parts, &tiles_tmp, report).and_then(|imported| {
+    let result = unpack(search, id, parts, wait, &tiles_tmp, report).and_then(|imported| {
         finish(layout, id, &tiles_tmp)?;
         Ok(imported)
     });
@@ -87,12 +96,14 @@ fn unpack(
     search: &SearchIndex,
     id: &TileId,
     parts: Vec<PathBuf>,
+    wait: &dyn Fn(usize) -> io::Result<()>,
     tiles_tmp: &Path,
     report: &mut dyn FnMut(Step),
 ) -> Result<ImportReport, String> {
     let stream = Concatenated {
-        files: parts.into_iter(),
+        files: parts.into_iter().enumerate(),
         current: None,
+        wait,
     };
     let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(256 * 1024, stream));
     let mut archive = tar::Archive::new(gz);

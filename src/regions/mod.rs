@@ -2,13 +2,14 @@
 //!
 //! Handlers only put requests in the persistent [`queue`] and read status; one supervisor
 //! task owns all the work: it starts downloads (a few regions at once, parts fetched over a
-//! bounded number of connections), runs deletions, and never lets a delete and a download of
-//! the same region run together. Everything it needs to continue after a restart is in the
-//! queue and the data directory.
+//! bounded number of connections, each region installed alongside its download), runs
+//! deletions, and never lets a delete and a download of the same region run together.
+//! Everything it needs to continue after a restart is in the queue and the data directory.
 
 pub mod disk;
 pub mod download;
 pub mod fetcher;
+pub mod gate;
 pub mod http;
 pub mod install;
 pub mod manifest;
@@ -198,6 +199,41 @@ impl Regions {
             disk::ensure_room(self.layout.root(), bytes.saturating_mul(3)).map_err(Stop::Failed)?;
         }
         self.tracker.start(id, entry.files.len(), known_bytes);
+        // The install unpacks each part as soon as it is verified, alongside the download.
+        let gate = Arc::new(gate::PartGate::new(entry.files.len()));
+        let abandon = Arc::new(AtomicBool::new(false));
+        let parts: Vec<_> = (0..entry.files.len())
+            .map(|i| download::part_path(&dir, i))
+            .collect();
+        let installing = {
+            let (layout, search, id, dir) = (
+                self.layout.clone(),
+                state.search.clone(),
+                id.clone(),
+                dir.clone(),
+            );
+            let (st, gate, abandon) = (state.clone(), gate.clone(), abandon.clone());
+            tokio::task::spawn_blocking(move || {
+                let result = install::install(
+                    &layout,
+                    &search,
+                    &id,
+                    parts,
+                    &|i| gate.wait(i),
+                    &dir,
+                    &mut |step| {
+                        st.regions.tracker.update(&id, |p| match step {
+                            install::Step::SearchSize(n) => p.search_import_total = n,
+                            install::Step::SearchRead(n) => p.search_import_done += n,
+                        })
+                    },
+                );
+                if result.is_err() && !gate.is_closed() {
+                    abandon.store(true, Ordering::Relaxed);
+                }
+                result
+            })
+        };
         let job = download::Job {
             fetcher: &self.fetcher,
             base_url: &self.base_url,
@@ -208,37 +244,45 @@ impl Regions {
             tracker: &self.tracker,
             connections: &self.connections,
             cancel,
+            abandon: &abandon,
+            gate: &gate,
         };
-        let parts = download::download(&job).await?;
+        let downloading = download::download(&job);
+        let mut installing = installing;
+        tokio::pin!(downloading);
+        let (downloaded, installed) = tokio::select! {
+            downloaded = &mut downloading => {
+                if downloaded.is_err() {
+                    gate.close();
+                } else {
+                    self.tracker.update(id, |p| p.phase = "installing");
+                }
+                (downloaded, (&mut installing).await)
+            }
+            installed = &mut installing => {
+                // The install can only succeed once every part is in; if it failed, the parts
+                // still on the way (maybe held by a slow server) are not worth waiting for.
+                let failed = !matches!(installed, Ok(Ok(_)));
+                let downloaded = if failed {
+                    abandon.store(true, Ordering::Relaxed);
+                    Err(Stop::Failed("the install failed".into()))
+                } else {
+                    downloading.await
+                };
+                (downloaded, installed)
+            }
+        };
+        let installed = installed
+            .map_err(|e| Stop::Failed(format!("the install stopped unexpectedly: {e}")))
+            .and_then(|r| r.map_err(Stop::Failed));
         if cancel.load(Ordering::Relaxed) {
             return Err(Stop::Cancelled);
         }
-        let downloaded: u64 = parts
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
-        disk::ensure_room(self.layout.root(), downloaded.saturating_mul(2))
-            .map_err(Stop::Failed)?;
-        self.tracker.update(id, |p| p.phase = "installing");
-        let (layout, search, id2, dir2) = (
-            self.layout.clone(),
-            state.search.clone(),
-            id.clone(),
-            dir.clone(),
-        );
-        let st = state.clone();
-        let report = tokio::task::spawn_blocking(move || {
-            install::install(&layout, &search, &id2, parts, &dir2, &mut |step| {
-                st.regions.tracker.update(&id2, |p| match step {
-                    install::Step::SearchSize(n) => p.search_import_total = n,
-                    install::Step::SearchRead(n) => p.search_import_done += n,
-                })
-            })
-        })
-        .await
-        .map_err(|e| Stop::Failed(format!("the install stopped unexpectedly: {e}")))?
-        .map_err(Stop::Failed)?;
+        // A failed install stops the download; otherwise the download's own failure is why.
+        if !abandon.load(Ordering::Relaxed) {
+            downloaded?;
+        }
+        let report = installed?;
         if report.bad_rows > 0 {
             tracing::warn!(
                 "region {id}: {} malformed search rows skipped",

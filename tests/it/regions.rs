@@ -410,6 +410,61 @@ async fn malicious_archives_are_refused_and_write_nothing_outside() {
 }
 
 #[tokio::test]
+async fn parts_are_unpacked_as_they_arrive_so_a_bad_archive_fails_before_the_last_part() {
+    // A refused first member, then enough incompressible bytes for several parts.
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    raw_member(&mut tar, "pkg/dev", tar::EntryType::Char, None);
+    let mut seed = 3u64;
+    let noise: Vec<u8> = (0..200_000)
+        .map(|_| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (seed >> 56) as u8
+        })
+        .collect();
+    tar.append_data(
+        &mut file_header(noise.len() as u64),
+        "pkg/tiles.pmtiles",
+        &noise[..],
+    )
+    .unwrap();
+    let bytes = tar.into_inner().unwrap().finish().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let files: Vec<String> = bytes
+        .chunks(bytes.len() / 4 + 1)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let name = format!("r.tar.gz.{i:02}");
+            std::fs::write(out.path().join(&name), chunk).unwrap();
+            name
+        })
+        .collect();
+    let last = files.last().unwrap().clone();
+    std::fs::write(
+        out.path().join("manifest.json"),
+        serde_json::to_vec(&json!({"r": {"files": files, "bounds": [[43.7, 11.1], [43.9, 11.4]]}}))
+            .unwrap(),
+    )
+    .unwrap();
+    let map = MapServer::start(out.path()).await;
+    map.fail_always(&last, Fault::Hold);
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &map, &[]);
+    fetch_manifest(&server).await;
+    download(&server, "r").await;
+    // The last part is never sent; the install refuses the archive from its first part.
+    let status = server.wait_for_status(WAIT, |s| failed(s, "r")).await;
+    let error = status["in-progress"]["r"]["error"].as_str().unwrap();
+    assert!(error.contains("unexpected member"), "{error}");
+    assert!(!done(&status, "r"));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tiles")).unwrap().count(),
+        0
+    );
+    map.release();
+}
+
+#[tokio::test]
 async fn a_download_killed_mid_way_resumes_from_its_verified_parts() {
     let out = tempfile::tempdir().unwrap();
     pack(out.path(), "r", &["Somewhere"], 2048);
