@@ -170,9 +170,15 @@ pub async fn tile(
         _ => {
             let merged = crate::task::blocking(move || {
                 let fail = |e: String| AppError::Internal(format!("tile {z}/{x}/{y}: {e}"));
-                let tiles: Vec<Vec<u8>> = found
-                    .iter()
-                    .map(|(b, gz)| if *gz { mvt::gunzip(b) } else { Ok(b.to_vec()) })
+                let tiles: Vec<Bytes> = found
+                    .into_iter()
+                    .map(|(b, gz)| {
+                        if gz {
+                            mvt::gunzip(&b).map(Bytes::from)
+                        } else {
+                            Ok(b)
+                        }
+                    })
                     .collect::<std::result::Result<_, _>>()
                     .map_err(fail)?;
                 let plain = mvt::merge(&tiles).map_err(fail)?;
