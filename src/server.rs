@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::app::{AppState, router};
@@ -50,6 +51,13 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     eprintln!("desert-atlas: listening on http://{addr}");
     state.regions.start(state.clone());
     crate::basemap::install_in_background(state.clone(), config.assets.clone());
+    // As nginx does on keep-alive connections: a response's last segment is not held back
+    // waiting for the client's ACK of the previous one.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await

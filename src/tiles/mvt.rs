@@ -318,12 +318,12 @@ impl<'a> MergedLayer<'a> {
         let key_map: Vec<u32> = layer
             .keys
             .iter()
-            .map(|k| intern(*k, &mut self.keys, &mut self.key_index))
+            .map(|k| intern(k, &mut self.keys, &mut self.key_index))
             .collect();
         let value_map: Vec<u32> = layer
             .values
             .iter()
-            .map(|v| intern(*v, &mut self.values, &mut self.value_index))
+            .map(|v| intern(v, &mut self.values, &mut self.value_index))
             .collect();
         let renumbered = key_map.iter().enumerate().any(|(i, k)| *k as usize != i)
             || value_map.iter().enumerate().any(|(i, v)| *v as usize != i);
@@ -355,7 +355,7 @@ impl<'a> MergedLayer<'a> {
                     _ => {}
                 }
             }
-            if tags.len() % 2 != 0 {
+            if !tags.len().is_multiple_of(2) {
                 return Err(format!(
                     "layer {}: a feature has an odd tag count",
                     String::from_utf8_lossy(self.name)
@@ -428,7 +428,11 @@ fn check_tags(feature: &[u8], keys: usize, values: usize, layer: &[u8]) -> Resul
     let mut fields = Fields::new(feature);
     while let Some((tag, field)) = fields.next()? {
         let mut check = |v: u64| {
-            let limit = if count % 2 == 0 { keys } else { values };
+            let limit = if count.is_multiple_of(2) {
+                keys
+            } else {
+                values
+            };
             count += 1;
             if v < limit as u64 {
                 Ok(())
@@ -451,7 +455,7 @@ fn check_tags(feature: &[u8], keys: usize, values: usize, layer: &[u8]) -> Resul
             _ => {}
         }
     }
-    if count % 2 != 0 {
+    if !count.is_multiple_of(2) {
         return Err(format!(
             "layer {}: a feature has an odd tag count",
             String::from_utf8_lossy(layer)
