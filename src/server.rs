@@ -9,7 +9,7 @@
 //! spreading connections over them), a connection staying on the thread that accepted it.
 //! A shared work-stealing pool served more requests per second but made the slowest
 //! requests wait longer, handing connections from thread to thread. Background work
-//! (downloads, the base map) runs on a separate multi-threaded runtime.
+//! (downloads, the base map) runs on the main thread's own event loop.
 
 use std::sync::Arc;
 
@@ -33,8 +33,9 @@ pub fn run(config: ServeConfig) -> Result<(), String> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // Background work only (the supervisor, downloads, the base map): its heavy parts run on
+    // the blocking pool, so this thread just drives them.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(8)
         .enable_all()
         .build()
