@@ -3,10 +3,18 @@
 //!
 //! Start-up is on the path of every grain wake-up, so it does only what the first request
 //! needs: open files, no scans of region data.
+//!
+//! Requests are served the way nginx's workers serve them: one single-threaded event loop per
+//! core, each accepting on its own socket bound to the same port (`SO_REUSEPORT`, the kernel
+//! spreading connections over them), a connection staying on the thread that accepted it.
+//! A shared work-stealing pool served more requests per second but made the slowest
+//! requests wait longer, handing connections from thread to thread. Background work
+//! (downloads, the base map) runs on the main thread's own event loop.
 
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use axum::serve::ListenerExt;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::app::{AppState, router};
 use crate::bookmarks::BookmarkStore;
@@ -25,8 +33,9 @@ pub fn run(config: ServeConfig) -> Result<(), String> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // Background work only (the supervisor, downloads, the base map): its heavy parts run on
+    // the blocking pool, so this thread just drives them.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(8)
         .enable_all()
         .build()
@@ -39,21 +48,78 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     layout
         .prepare()
         .map_err(|e| format!("the data directory is unusable: {e}"))?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let state = open_state(&config, layout).map_err(|e| e.to_string())?;
-    state.tiles.refresh().await;
-    let addr = listener
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bind_error = |e: std::io::Error| format!("cannot listen on {}: {e}", config.listen);
+    let first = reuseport_listener(config.listen).map_err(bind_error)?;
+    let addr = first
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let mut listeners = vec![first.into_std().map_err(bind_error)?];
+    for _ in 1..threads {
+        let listener = reuseport_listener(addr).map_err(bind_error)?;
+        listeners.push(listener.into_std().map_err(bind_error)?);
+    }
+    let state = open_state(&config, layout).map_err(|e| e.to_string())?;
+    state.tiles.refresh().await;
     eprintln!("desert-atlas: listening on http://{addr}");
     state.regions.start(state.clone());
     crate::basemap::install_in_background(state.clone(), config.assets.clone());
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("the server stopped: {e}"))
+
+    let app = router(state);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(listeners.len());
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (app, done) = (app.clone(), done_tx.clone());
+        std::thread::Builder::new()
+            .name(format!("http-{i}"))
+            .spawn(move || {
+                let _ = done.blocking_send(serve_on(listener, app));
+            })
+            .map_err(|e| format!("cannot start a serving thread: {e}"))?;
+    }
+    drop(done_tx);
+    // Every loop stops on the same signal; a loop that fails stops the process.
+    while let Some(result) = done_rx.recv().await {
+        result?;
+    }
+    Ok(())
+}
+
+/// A listening socket that other sockets of this process may bind to the same port.
+fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Serves `app` on `listener` with a single-threaded event loop on this thread, until
+/// SIGTERM/SIGINT.
+fn serve_on(listener: std::net::TcpListener, app: axum::Router) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a serving event loop: {e}"))?;
+    runtime.block_on(async move {
+        let listener = TcpListener::from_std(listener)
+            .map_err(|e| format!("cannot serve on the listening socket: {e}"))?;
+        // As nginx does on keep-alive connections: a response's last segment is not held
+        // back waiting for the client's ACK of the previous one.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| format!("the server stopped: {e}"))
+    })
 }
 
 fn open_state(config: &ServeConfig, layout: Layout) -> crate::error::Result<Arc<AppState>> {

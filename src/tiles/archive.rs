@@ -51,6 +51,8 @@ pub struct Archive {
     pub bytes: Bytes,
     /// Changes whenever the file is replaced: device, inode, size and modification time.
     pub identity: String,
+    /// `"<identity>"`, the ETag of the whole file and of its byte ranges.
+    pub etag: axum::http::HeaderValue,
     pub min_zoom: u8,
     pub max_zoom: u8,
     /// West, south, east, north in degrees.
@@ -97,10 +99,14 @@ impl Archive {
             Err(_) => serde_json::json!({}),
         };
         let identity = file_identity(&meta);
+        // A hex digest in quotes is always a valid header value.
+        let etag = axum::http::HeaderValue::from_str(&format!("\"{identity}\""))
+            .map_err(|e| format!("cannot make an ETag: {e}"))?;
         Ok(Archive {
             id,
             bytes,
             identity,
+            etag,
             min_zoom,
             max_zoom,
             bounds,

@@ -3,8 +3,8 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -29,8 +29,9 @@ pub async fn archive(
     State(state): State<SharedState>,
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<RangeQuery>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response> {
+    let headers = request.headers();
     let not_found = || AppError::NotFound(format!("There is no installed region called {name}."));
     let id = name
         .strip_suffix(".pmtiles")
@@ -46,7 +47,6 @@ pub async fn archive(
         range_header,
         size,
     )?;
-    let etag = format!("\"{}\"", archive.identity);
     let mut response = match wanted {
         Wanted::Whole => (StatusCode::OK, Body::from(archive.bytes.clone())).into_response(),
         Wanted::Part(range) => {
@@ -80,7 +80,7 @@ pub async fn archive(
         );
     }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::ETAG, header_value(&etag));
+    h.insert(header::ETAG, archive.etag.clone());
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
@@ -91,8 +91,9 @@ pub async fn archive(
 pub async fn tile(
     State(state): State<SharedState>,
     Path((z, x, y)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response> {
+    let headers = request.headers();
     let (z, x, y) = parse_coordinates(&z, &x, &y)?;
     let installed = state.tiles.installed();
     let covering: Vec<_> = installed
@@ -170,9 +171,15 @@ pub async fn tile(
         _ => {
             let merged = crate::task::blocking(move || {
                 let fail = |e: String| AppError::Internal(format!("tile {z}/{x}/{y}: {e}"));
-                let tiles: Vec<Vec<u8>> = found
-                    .iter()
-                    .map(|(b, gz)| if *gz { mvt::gunzip(b) } else { Ok(b.to_vec()) })
+                let tiles: Vec<Bytes> = found
+                    .into_iter()
+                    .map(|(b, gz)| {
+                        if gz {
+                            mvt::gunzip(&b).map(Bytes::from)
+                        } else {
+                            Ok(b)
+                        }
+                    })
                     .collect::<std::result::Result<_, _>>()
                     .map_err(fail)?;
                 let plain = mvt::merge(&tiles).map_err(fail)?;

@@ -23,6 +23,9 @@ pub type Installed = BTreeMap<String, Arc<Archive>>;
 pub struct TileStore {
     layout: Layout,
     installed: RwLock<Arc<Installed>>,
+    /// One refresh at a time: two overlapping ones (two regions deleted at once) could
+    /// otherwise finish in the wrong order, the later-listed snapshot replaced by the earlier.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl TileStore {
@@ -31,6 +34,7 @@ impl TileStore {
         TileStore {
             layout: layout.clone(),
             installed: RwLock::new(Arc::new(Installed::new())),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -45,6 +49,7 @@ impl TileStore {
     /// Re-reads the installed regions (`Layout::installed_regions`). Archives whose file did
     /// not change are kept as they are; one that cannot be read is logged and left out.
     pub async fn refresh(&self) {
+        let _one_at_a_time = self.refreshing.lock().await;
         let current = self.installed();
         let mut next = Installed::new();
         for id in self.layout.installed_regions() {

@@ -62,7 +62,7 @@ pub struct Value {
     pub bool_value: Option<bool>,
 }
 
-const DEFAULT_EXTENT: u32 = 4096;
+const DEFAULT_EXTENT: u64 = 4096;
 /// Largest decompressed tile accepted, against decompression bombs in hostile archives.
 pub const MAX_TILE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -90,60 +90,278 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 /// One tile holding the layers of all `tiles` (each uncompressed MVT bytes).
-pub fn merge(tiles: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+///
+/// Works on the wire format without decoding into the message types above: a layer's
+/// features are copied as they are, and only a feature whose tags point into a key or value
+/// table that merging renumbered is written again (its geometry still copied as is, unless the
+/// layers' extents differ). Every feature's tags are still checked against its layer's tables.
+pub fn merge<T: AsRef<[u8]>>(tiles: &[T]) -> Result<Vec<u8>, String> {
     let mut merged: Vec<MergedLayer> = Vec::new();
-    let mut by_name: HashMap<String, usize> = HashMap::new();
-    for bytes in tiles {
-        let tile = Tile::decode(bytes.as_slice()).map_err(|e| format!("bad vector tile: {e}"))?;
-        for layer in tile.layers {
-            let index = *by_name.entry(layer.name.clone()).or_insert_with(|| {
+    let mut by_name: HashMap<&[u8], usize> = HashMap::new();
+    for tile in tiles {
+        let mut fields = Fields::new(tile.as_ref());
+        while let Some((tag, field)) = fields.next()? {
+            let (LAYER, Field::Bytes(bytes)) = (tag, field) else {
+                continue;
+            };
+            let layer = SourceLayer::parse(bytes)?;
+            let index = *by_name.entry(layer.name).or_insert_with(|| {
                 merged.push(MergedLayer::new(&layer));
                 merged.len() - 1
             });
-            merged[index].add(layer)?;
+            merged[index].add(&layer)?;
         }
     }
-    let tile = Tile {
-        layers: merged.into_iter().map(|m| m.layer).collect(),
-    };
-    Ok(tile.encode_to_vec())
+    let mut out = Vec::with_capacity(merged.iter().map(MergedLayer::size_hint).sum());
+    let mut body = Vec::new();
+    for layer in merged {
+        body.clear();
+        layer.encode(&mut body);
+        put_bytes(&mut out, LAYER, &body);
+    }
+    Ok(out)
 }
 
-struct MergedLayer {
-    layer: Layer,
-    keys: HashMap<String, u32>,
-    values: HashMap<Vec<u8>, u32>,
+// Field numbers of the Mapbox Vector Tile 2.1 schema.
+const LAYER: u32 = 3;
+const LAYER_NAME: u32 = 1;
+const LAYER_FEATURE: u32 = 2;
+const LAYER_KEY: u32 = 3;
+const LAYER_VALUE: u32 = 4;
+const LAYER_EXTENT: u32 = 5;
+const LAYER_VERSION: u32 = 15;
+const FEATURE_ID: u32 = 1;
+const FEATURE_TAGS: u32 = 2;
+const FEATURE_TYPE: u32 = 3;
+const FEATURE_GEOMETRY: u32 = 4;
+
+/// One field of a protobuf message as read off the wire.
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    /// A fixed32 or fixed64 field: nothing in the schema uses them, so they are skipped.
+    Fixed,
 }
 
-impl MergedLayer {
-    fn new(first: &Layer) -> MergedLayer {
+/// The fields of one message, in wire order.
+struct Fields<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    fn new(message: &'a [u8]) -> Fields<'a> {
+        Fields { rest: message }
+    }
+
+    fn next(&mut self) -> Result<Option<(u32, Field<'a>)>, String> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let tag = u32::try_from(key >> 3).map_err(|_| "bad vector tile: field number too large")?;
+        let field = match key & 7 {
+            0 => Field::Varint(self.varint()?),
+            1 => {
+                self.take(8)?;
+                Field::Fixed
+            }
+            2 => {
+                let len = self.varint()?;
+                Field::Bytes(self.take(len)?)
+            }
+            5 => {
+                self.take(4)?;
+                Field::Fixed
+            }
+            other => return Err(format!("bad vector tile: wire type {other}")),
+        };
+        Ok(Some((tag, field)))
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        read_varint(&mut self.rest)
+    }
+
+    fn take(&mut self, len: u64) -> Result<&'a [u8], String> {
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|len| *len <= self.rest.len())
+            .ok_or("bad vector tile: a field runs past the end")?;
+        let (taken, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Ok(taken)
+    }
+}
+
+fn read_varint(buf: &mut &[u8]) -> Result<u64, String> {
+    let mut value = 0u64;
+    for (i, byte) in buf.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *buf = &buf[i + 1..];
+            return Ok(value);
+        }
+    }
+    Err("bad vector tile: truncated or overlong varint".into())
+}
+
+/// A repeated uint32 field, which writers may send packed or one value per field.
+fn push_u32s(field: Field, out: &mut Vec<u32>) -> Result<(), String> {
+    match field {
+        Field::Varint(v) => out.push(v as u32),
+        Field::Bytes(mut packed) => {
+            while !packed.is_empty() {
+                out.push(read_varint(&mut packed)? as u32);
+            }
+        }
+        Field::Fixed => return Err("bad vector tile: a fixed-width number list".into()),
+    }
+    Ok(())
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_varint_field(out: &mut Vec<u8>, tag: u32, v: u64) {
+    put_varint(out, u64::from(tag) << 3);
+    put_varint(out, v);
+}
+
+fn put_bytes(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+    put_varint(out, (u64::from(tag) << 3) | 2);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn put_packed(out: &mut Vec<u8>, tag: u32, values: &[u32], scratch: &mut Vec<u8>) {
+    scratch.clear();
+    for v in values {
+        put_varint(scratch, u64::from(*v));
+    }
+    put_bytes(out, tag, scratch);
+}
+
+/// One layer of one source tile, its parts still borrowed from the tile's bytes.
+struct SourceLayer<'a> {
+    name: &'a [u8],
+    version: Option<u64>,
+    extent: Option<u64>,
+    features: Vec<&'a [u8]>,
+    keys: Vec<&'a [u8]>,
+    values: Vec<&'a [u8]>,
+}
+
+impl<'a> SourceLayer<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<SourceLayer<'a>, String> {
+        let mut layer = SourceLayer {
+            name: &[],
+            version: None,
+            extent: None,
+            features: Vec::new(),
+            keys: Vec::new(),
+            values: Vec::new(),
+        };
+        let mut fields = Fields::new(bytes);
+        while let Some((tag, field)) = fields.next()? {
+            match (tag, field) {
+                (LAYER_NAME, Field::Bytes(b)) => layer.name = b,
+                (LAYER_FEATURE, Field::Bytes(b)) => layer.features.push(b),
+                (LAYER_KEY, Field::Bytes(b)) => layer.keys.push(b),
+                (LAYER_VALUE, Field::Bytes(b)) => layer.values.push(b),
+                (LAYER_EXTENT, Field::Varint(v)) => layer.extent = Some(v),
+                (LAYER_VERSION, Field::Varint(v)) => layer.version = Some(v),
+                (LAYER_NAME | LAYER_FEATURE | LAYER_KEY | LAYER_VALUE, _)
+                | (LAYER_EXTENT | LAYER_VERSION, Field::Bytes(_)) => {
+                    return Err("bad vector tile: a layer field of the wrong type".into());
+                }
+                _ => {}
+            }
+        }
+        Ok(layer)
+    }
+}
+
+/// A layer of the merged tile: features already encoded, and the shared key and value
+/// tables with their indexes.
+struct MergedLayer<'a> {
+    name: &'a [u8],
+    version: Option<u64>,
+    extent: Option<u64>,
+    features: Vec<u8>,
+    keys: Vec<&'a [u8]>,
+    key_index: HashMap<&'a [u8], u32>,
+    values: Vec<&'a [u8]>,
+    value_index: HashMap<&'a [u8], u32>,
+}
+
+impl<'a> MergedLayer<'a> {
+    fn new(first: &SourceLayer<'a>) -> MergedLayer<'a> {
         MergedLayer {
-            layer: Layer {
-                version: first.version,
-                name: first.name.clone(),
-                features: Vec::new(),
-                keys: Vec::new(),
-                values: Vec::new(),
-                extent: first.extent,
-            },
-            keys: HashMap::new(),
-            values: HashMap::new(),
+            name: first.name,
+            version: first.version,
+            extent: first.extent,
+            features: Vec::new(),
+            keys: Vec::new(),
+            key_index: HashMap::new(),
+            values: Vec::new(),
+            value_index: HashMap::new(),
         }
     }
 
-    fn add(&mut self, layer: Layer) -> Result<(), String> {
-        let key_map: Vec<u32> = layer.keys.into_iter().map(|k| self.key(k)).collect();
-        let value_map: Vec<u32> = layer.values.into_iter().map(|v| self.value(v)).collect();
-        let ours = self.layer.extent.unwrap_or(DEFAULT_EXTENT);
+    fn add(&mut self, layer: &SourceLayer<'a>) -> Result<(), String> {
+        let key_map: Vec<u32> = layer
+            .keys
+            .iter()
+            .map(|k| intern(k, &mut self.keys, &mut self.key_index))
+            .collect();
+        let value_map: Vec<u32> = layer
+            .values
+            .iter()
+            .map(|v| intern(v, &mut self.values, &mut self.value_index))
+            .collect();
+        let renumbered = key_map.iter().enumerate().any(|(i, k)| *k as usize != i)
+            || value_map.iter().enumerate().any(|(i, v)| *v as usize != i);
+        let ours = self.extent.unwrap_or(DEFAULT_EXTENT);
         let theirs = layer.extent.unwrap_or(DEFAULT_EXTENT);
-        for mut feature in layer.features {
-            if feature.tags.len() % 2 != 0 {
+        let mut tags = Vec::new();
+        let mut geometry = Vec::new();
+        let mut geometry_fields: Vec<Field> = Vec::new();
+        let mut scratch = Vec::new();
+        for raw in &layer.features {
+            if !renumbered && ours == theirs {
+                // Tables and grid unchanged: the feature stays as it is, once its tags are
+                // known to point inside its layer's tables.
+                check_tags(raw, key_map.len(), value_map.len(), self.name)?;
+                put_bytes(&mut self.features, LAYER_FEATURE, raw);
+                continue;
+            }
+            tags.clear();
+            geometry.clear();
+            geometry_fields.clear();
+            let (mut id, mut kind) = (None, None);
+            let mut fields = Fields::new(raw);
+            while let Some((tag, field)) = fields.next()? {
+                match (tag, field) {
+                    (FEATURE_ID, Field::Varint(v)) => id = Some(v),
+                    (FEATURE_TYPE, Field::Varint(v)) => kind = Some(v),
+                    (FEATURE_TAGS, f) => push_u32s(f, &mut tags)?,
+                    (FEATURE_GEOMETRY, f) => geometry_fields.push(f),
+                    _ => {}
+                }
+            }
+            if !tags.len().is_multiple_of(2) {
                 return Err(format!(
                     "layer {}: a feature has an odd tag count",
-                    self.layer.name
+                    String::from_utf8_lossy(self.name)
                 ));
             }
-            for pair in feature.tags.chunks_exact_mut(2) {
+            for pair in tags.chunks_exact_mut(2) {
                 pair[0] = *key_map
                     .get(pair[0] as usize)
                     .ok_or("tag names a missing key")?;
@@ -151,41 +369,118 @@ impl MergedLayer {
                     .get(pair[1] as usize)
                     .ok_or("tag names a missing value")?;
             }
-            if ours != theirs {
-                feature.geometry = rescale(&feature.geometry, ours, theirs)?;
+            // Written again: id, tags, type, geometry.
+            let mut feature = Vec::with_capacity(raw.len() + 8);
+            if let Some(id) = id {
+                put_varint_field(&mut feature, FEATURE_ID, id);
             }
-            self.layer.features.push(feature);
+            if !tags.is_empty() {
+                put_packed(&mut feature, FEATURE_TAGS, &tags, &mut scratch);
+            }
+            if let Some(kind) = kind {
+                put_varint_field(&mut feature, FEATURE_TYPE, kind);
+            }
+            match geometry_fields.as_slice() {
+                [Field::Bytes(packed)] if ours == theirs => {
+                    put_bytes(&mut feature, FEATURE_GEOMETRY, packed);
+                }
+                parts => {
+                    for part in parts {
+                        push_u32s(*part, &mut geometry)?;
+                    }
+                    if ours != theirs {
+                        geometry = rescale(&geometry, ours, theirs)?;
+                    }
+                    if !geometry.is_empty() {
+                        put_packed(&mut feature, FEATURE_GEOMETRY, &geometry, &mut scratch);
+                    }
+                }
+            }
+            put_bytes(&mut self.features, LAYER_FEATURE, &feature);
         }
         Ok(())
     }
 
-    fn key(&mut self, key: String) -> u32 {
-        if let Some(i) = self.keys.get(&key) {
-            return *i;
-        }
-        let i = self.layer.keys.len() as u32;
-        self.keys.insert(key.clone(), i);
-        self.layer.keys.push(key);
-        i
+    fn size_hint(&self) -> usize {
+        let table = |t: &[&[u8]]| t.iter().map(|e| e.len() + 4).sum::<usize>();
+        self.name.len() + self.features.len() + table(&self.keys) + table(&self.values) + 32
     }
 
-    fn value(&mut self, value: Value) -> u32 {
-        let encoded = value.encode_to_vec();
-        if let Some(i) = self.values.get(&encoded) {
-            return *i;
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_bytes(out, LAYER_NAME, self.name);
+        out.extend_from_slice(&self.features);
+        for key in &self.keys {
+            put_bytes(out, LAYER_KEY, key);
         }
-        let i = self.layer.values.len() as u32;
-        self.values.insert(encoded, i);
-        self.layer.values.push(value);
-        i
+        for value in &self.values {
+            put_bytes(out, LAYER_VALUE, value);
+        }
+        if let Some(extent) = self.extent {
+            put_varint_field(out, LAYER_EXTENT, extent);
+        }
+        put_varint_field(out, LAYER_VERSION, self.version.unwrap_or(2));
     }
 }
 
+/// Fails unless the feature's tags come in pairs pointing inside tables of these sizes.
+fn check_tags(feature: &[u8], keys: usize, values: usize, layer: &[u8]) -> Result<(), String> {
+    let mut count = 0usize;
+    let mut fields = Fields::new(feature);
+    while let Some((tag, field)) = fields.next()? {
+        let mut check = |v: u64| {
+            let limit = if count.is_multiple_of(2) {
+                keys
+            } else {
+                values
+            };
+            count += 1;
+            if v < limit as u64 {
+                Ok(())
+            } else if count % 2 == 1 {
+                Err("tag names a missing key")
+            } else {
+                Err("tag names a missing value")
+            }
+        };
+        match (tag, field) {
+            (FEATURE_TAGS, Field::Varint(v)) => check(v)?,
+            (FEATURE_TAGS, Field::Bytes(mut packed)) => {
+                while !packed.is_empty() {
+                    check(read_varint(&mut packed)?)?;
+                }
+            }
+            (FEATURE_TAGS, Field::Fixed) => {
+                return Err("bad vector tile: a fixed-width number list".into());
+            }
+            _ => {}
+        }
+    }
+    if !count.is_multiple_of(2) {
+        return Err(format!(
+            "layer {}: a feature has an odd tag count",
+            String::from_utf8_lossy(layer)
+        ));
+    }
+    Ok(())
+}
+
+/// The index of `item` in `table`, appending it if new.
+fn intern<'a>(
+    item: &'a [u8],
+    table: &mut Vec<&'a [u8]>,
+    index: &mut HashMap<&'a [u8], u32>,
+) -> u32 {
+    *index.entry(item).or_insert_with(|| {
+        table.push(item);
+        table.len() as u32 - 1
+    })
+}
+
 /// Re-expresses geometry commands drawn on a `from` grid on a `to` grid.
-fn rescale(geometry: &[u32], to: u32, from: u32) -> Result<Vec<u32>, String> {
+fn rescale(geometry: &[u32], to: u64, from: u64) -> Result<Vec<u32>, String> {
     let zigzag = |v: i64| ((v << 1) ^ (v >> 63)) as u32;
     let unzigzag = |v: u32| ((v >> 1) as i64) ^ -((v & 1) as i64);
-    let scale = f64::from(to) / f64::from(from.max(1));
+    let scale = to as f64 / from.max(1) as f64;
     let mut out = Vec::with_capacity(geometry.len());
     let (mut x, mut y, mut sx, mut sy) = (0i64, 0i64, 0i64, 0i64);
     let mut i = 0;
@@ -270,6 +565,18 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_tag_in_a_layer_whose_tables_are_renumbered_is_an_error() {
+        let a = Tile {
+            layers: vec![layer("roads", "kind", "major")],
+        }
+        .encode_to_vec();
+        let mut l = layer("roads", "name", "Via");
+        l.features[0].tags = vec![0, 3];
+        let bad = Tile { layers: vec![l] }.encode_to_vec();
+        assert!(merge(&[a, bad]).is_err());
+    }
+
+    #[test]
     fn geometry_on_another_grid_is_rescaled() {
         // MoveTo(25, 17) on a 512 grid is (200, 136) on 4096.
         assert_eq!(rescale(&[9, 50, 34], 4096, 512).unwrap(), vec![9, 400, 272]);
@@ -279,5 +586,177 @@ mod tests {
     fn a_gzip_bomb_is_refused() {
         let zeros = vec![0u8; (MAX_TILE_BYTES + 10) as usize];
         assert!(gunzip(&gzip(&zeros)).is_err());
+    }
+
+    /// The merge as the message types describe it: decode everything, concatenate features
+    /// of same-named layers, give each layer one key and one value table.
+    fn reference_merge(tiles: &[Vec<u8>]) -> Tile {
+        let mut out: Vec<Layer> = Vec::new();
+        for bytes in tiles {
+            for layer in Tile::decode(bytes.as_slice()).unwrap().layers {
+                let i = match out.iter().position(|l| l.name == layer.name) {
+                    Some(i) => i,
+                    None => {
+                        out.push(Layer {
+                            features: vec![],
+                            keys: vec![],
+                            values: vec![],
+                            ..layer.clone()
+                        });
+                        out.len() - 1
+                    }
+                };
+                let target = &mut out[i];
+                let ours = target.extent.unwrap_or(4096);
+                let theirs = layer.extent.unwrap_or(4096);
+                // Every key and value of the layer joins the tables, in order, used or not.
+                let mut key_map = Vec::new();
+                for key in &layer.keys {
+                    if !target.keys.contains(key) {
+                        target.keys.push(key.clone());
+                    }
+                    key_map.push(target.keys.iter().position(|k| k == key).unwrap() as u32);
+                }
+                let mut value_map = Vec::new();
+                for value in &layer.values {
+                    if !target.values.contains(value) {
+                        target.values.push(value.clone());
+                    }
+                    value_map.push(target.values.iter().position(|v| v == value).unwrap() as u32);
+                }
+                for mut f in layer.features {
+                    for pair in f.tags.chunks_exact_mut(2) {
+                        pair[0] = key_map[pair[0] as usize];
+                        pair[1] = value_map[pair[1] as usize];
+                    }
+                    if ours != theirs {
+                        f.geometry = rescale(&f.geometry, ours.into(), theirs.into()).unwrap();
+                    }
+                    target.features.push(f);
+                }
+            }
+        }
+        Tile { layers: out }
+    }
+
+    /// A tile of generated layers whose tables overlap those of other seeds, with repeated
+    /// keys and values within a layer, optional fields left out and other extents.
+    fn generated_tile(seed: u64) -> Tile {
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut next = |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        let names = ["roads", "water", "pois", "buildings"];
+        let layers = (0..1 + next(4))
+            .map(|l| {
+                let keys: Vec<String> = (0..1 + next(5)).map(|_| format!("k{}", next(6))).collect();
+                let values: Vec<Value> = (0..1 + next(5))
+                    .map(|_| match next(3) {
+                        0 => Value {
+                            string_value: Some(format!("v{}", next(6))),
+                            ..Default::default()
+                        },
+                        1 => Value {
+                            int_value: Some(next(4) as i64 - 2),
+                            ..Default::default()
+                        },
+                        _ => Value {
+                            bool_value: Some(next(2) == 0),
+                            ..Default::default()
+                        },
+                    })
+                    .collect();
+                let features = (0..next(6))
+                    .map(|_| Feature {
+                        id: (next(2) == 0).then(|| next(1000)),
+                        tags: (0..next(3))
+                            .flat_map(|_| {
+                                [
+                                    next(keys.len() as u64) as u32,
+                                    next(values.len() as u64) as u32,
+                                ]
+                            })
+                            .collect(),
+                        r#type: Some(1 + next(3) as i32),
+                        geometry: vec![9, next(8000) as u32, next(8000) as u32, 10, 4, 6],
+                    })
+                    .collect();
+                Layer {
+                    version: 2,
+                    name: names[(l as usize + next(2) as usize) % names.len()].into(),
+                    features,
+                    keys,
+                    values,
+                    extent: [None, Some(4096), Some(512)][next(3) as usize],
+                }
+            })
+            .collect();
+        Tile { layers }
+    }
+
+    #[test]
+    fn merging_gives_what_decoding_and_merging_the_messages_gives() {
+        for seed in 0..300 {
+            let tiles: Vec<Vec<u8>> = (0..1 + seed % 3)
+                .map(|i| generated_tile(seed * 7 + i).encode_to_vec())
+                .collect();
+            let merged = Tile::decode(merge(&tiles).unwrap().as_slice()).unwrap();
+            assert_eq!(merged, reference_merge(&tiles), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_tile_merged_with_itself_has_each_feature_twice_and_the_same_tables() {
+        let tile = generated_tile(42).encode_to_vec();
+        let merged = Tile::decode(merge(&[&tile, &tile]).unwrap().as_slice()).unwrap();
+        assert_eq!(merged, reference_merge(&[tile.clone(), tile]));
+    }
+
+    #[test]
+    fn unpacked_repeated_fields_and_unknown_fields_are_read() {
+        // A feature with tags and geometry written one value per field, and a field number the
+        // schema does not have; then a layer name, key and value.
+        let mut feature = Vec::new();
+        for (tag, v) in [(2u32, 0u64), (2, 0), (4, 9), (4, 50), (4, 34), (9, 7)] {
+            put_varint_field(&mut feature, tag, v);
+        }
+        let mut layer = Vec::new();
+        put_bytes(&mut layer, LAYER_NAME, b"roads");
+        put_bytes(&mut layer, LAYER_FEATURE, &feature);
+        put_bytes(&mut layer, LAYER_KEY, b"kind");
+        put_bytes(
+            &mut layer,
+            LAYER_VALUE,
+            &Value {
+                string_value: Some("major".into()),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        );
+        let mut tile = Vec::new();
+        put_bytes(&mut tile, LAYER, &layer);
+        let other = Tile {
+            layers: vec![self::layer("roads", "name", "Via")],
+        }
+        .encode_to_vec();
+        let merged = Tile::decode(merge(&[other, tile]).unwrap().as_slice()).unwrap();
+        let roads = &merged.layers[0];
+        assert_eq!(roads.keys, vec!["name", "kind"]);
+        assert_eq!(roads.features[1].tags, vec![1, 1]);
+        assert_eq!(roads.features[1].geometry, vec![9, 50, 34]);
+    }
+
+    #[test]
+    fn truncated_tiles_are_errors() {
+        let tile = generated_tile(3).encode_to_vec();
+        for len in 1..tile.len() {
+            let _ = merge(&[&tile[..len]]);
+        }
+        assert!(merge(&[&tile[..tile.len() - 1]]).is_err());
     }
 }
