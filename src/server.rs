@@ -5,8 +5,8 @@
 //! needs: open files, no scans of region data.
 //!
 //! Requests are served the way nginx's workers serve them: one single-threaded event loop per
-//! core, each accepting on its own socket bound to the same port (`SO_REUSEPORT`, the kernel
-//! spreading connections over them), a connection staying on the thread that accepted it.
+//! core, each accepting on the one listening socket (a duplicated descriptor, so a port
+//! already in use is still refused), a connection staying on the thread that accepted it.
 //! A shared work-stealing pool served more requests per second but made the slowest
 //! requests wait longer, handing connections from thread to thread. Background work
 //! (downloads, the base map) runs on the main thread's own event loop.
@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 
 use crate::app::{AppState, router};
 use crate::bookmarks::BookmarkStore;
@@ -50,15 +50,16 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .map_err(|e| format!("the data directory is unusable: {e}"))?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let bind_error = |e: std::io::Error| format!("cannot listen on {}: {e}", config.listen);
-    let first = reuseport_listener(config.listen).map_err(bind_error)?;
+    let first = TcpListener::bind(config.listen).await.map_err(bind_error)?;
     let addr = first
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    let mut listeners = vec![first.into_std().map_err(bind_error)?];
+    let first = first.into_std().map_err(bind_error)?;
+    let mut listeners = Vec::with_capacity(threads);
     for _ in 1..threads {
-        let listener = reuseport_listener(addr).map_err(bind_error)?;
-        listeners.push(listener.into_std().map_err(bind_error)?);
+        listeners.push(first.try_clone().map_err(bind_error)?);
     }
+    listeners.push(first);
     let state = open_state(&config, layout).map_err(|e| e.to_string())?;
     state.tiles.refresh().await;
     eprintln!("desert-atlas: listening on http://{addr}");
@@ -82,19 +83,6 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         result?;
     }
     Ok(())
-}
-
-/// A listening socket that other sockets of this process may bind to the same port.
-fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
 }
 
 /// Serves `app` on `listener` with a single-threaded event loop on this thread, until
