@@ -576,6 +576,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         tile_paths.push(format!("{}/tiles/{z}/{x}/{y}.mvt", server.url));
     }
 
+    let rss_before = proc_status(pid, "VmRSS:").unwrap_or(0);
     // The peak from here on is the install's (Linux resets VmHWM on "5" to clear_refs).
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
     let stop = Arc::new(AtomicBool::new(false));
@@ -631,9 +632,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
         phases.done / ideal
     );
     println!(
-        "  server memory during install:   VmHWM {:.1} MB, VmRSS peak sampled {:.1} MB (target ≤ 64 MB)",
+        "  server memory during install:   VmHWM {:.1} MB, VmRSS peak sampled {:.1} MB, {:.1} MB before (target ≤ 64 MB)",
         mb(hwm as f64),
-        mb(peak_rss.load(Ordering::Relaxed) as f64)
+        mb(peak_rss.load(Ordering::Relaxed) as f64),
+        mb(rss_before as f64)
     );
     println!(
         "  search latency meanwhile:       median {:.1} ms, p90 {:.1} ms ({} requests; target median ≤ 20 ms)",

@@ -48,7 +48,7 @@ pub const IMPORTANT_FROM: f64 = 100_000.0;
 const PROGRESS_EVERY: u64 = 10_000;
 /// Rows sorted and written together; bounds the memory an import needs. Unit tests use small
 /// chunks, so that a few thousand rows span many of them.
-const CHUNK_ROWS: usize = if cfg!(test) { 1 << 10 } else { 1 << 18 };
+const CHUNK_ROWS: usize = if cfg!(test) { 1 << 10 } else { 1 << 16 };
 /// A place's id is its chunk's id shifted by this, plus its position in the chunk.
 const ROWID_SHIFT: u32 = 20;
 const _: () = assert!(CHUNK_ROWS <= 1 << ROWID_SHIFT);
@@ -99,6 +99,15 @@ CREATE INDEX IF NOT EXISTS chunk_by_import ON chunk(import_id);";
 /// query word can match or start it.
 const IMPORTANT_MARK: &str = " _imp";
 
+/// Hands the writer's page cache back to the allocator. An import or a migration fills it (up
+/// to its 8 MB) and SQLite would otherwise keep it for the life of the process: an idle grain
+/// would hold the memory of its last import. Failing only costs memory, so it is not an error.
+fn release_cache(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("PRAGMA shrink_memory") {
+        tracing::debug!("could not release the search writer's cache: {e}");
+    }
+}
+
 /// The FTS table of one import. Contentless (names live in `place`), no word positions
 /// (a phrase is checked on each candidate instead), no per-row sizes (nothing ranks by them),
 /// and prefix indexes for the short prefixes that match the most words. `_` is a word
@@ -118,9 +127,10 @@ impl SearchIndex {
     /// transaction the first time.
     pub fn open(path: &Path) -> Result<SearchIndex> {
         let mut writer = crate::db::open(path)?;
-        writer.pragma_update(None, "cache_size", -65536)?;
+        writer.pragma_update(None, "cache_size", -8192)?;
         writer.execute_batch(SCHEMA)?;
         migrate_earlier_tables(&mut writer)?;
+        release_cache(&writer);
         Ok(SearchIndex {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -137,7 +147,7 @@ impl SearchIndex {
             Some(conn) => conn,
             None => {
                 let conn = crate::db::open(&self.inner.path)?;
-                conn.pragma_update(None, "cache_size", -32768)?;
+                conn.pragma_update(None, "cache_size", -8192)?;
                 // A few statements per import (their table names differ).
                 conn.set_prepared_statement_cache_capacity(128);
                 conn
@@ -179,8 +189,8 @@ impl SearchIndex {
         let mut writer = lock(&self.inner.writer);
         let conn: &mut Connection = &mut writer;
         let mut report = ImportReport::default();
-        std::thread::scope(|scope| {
-            let (to_writer, chunks) = sync_channel::<Message>(1);
+        let imported = std::thread::scope(|scope| {
+            let (to_writer, chunks) = sync_channel::<Message>(0);
             let written = scope.spawn(move || write_import(conn, tile_id, chunks));
             let read = read_csv(csv, &to_writer, &mut report, progress);
             if let Err(e) = read {
@@ -199,7 +209,9 @@ impl SearchIndex {
         .map(|directories| {
             // The first search need not read them back.
             lock(&self.inner.directories).extend(directories);
-        })?;
+        });
+        release_cache(&writer);
+        imported?;
         progress(report.rows);
         Ok(report)
     }
@@ -210,6 +222,7 @@ impl SearchIndex {
         let tx = writer.transaction()?;
         delete_import(&tx, tile_id.as_str())?;
         tx.commit()?;
+        release_cache(&writer);
         Ok(())
     }
 

@@ -53,20 +53,22 @@ fn start_nginx(work: &Path, backend: &str) -> (Nginx, String) {
     }
     let conf = work.join("nginx.conf");
     std::fs::write(&conf, config).unwrap();
-    let child = Command::new(nginx)
-        .arg("-c")
-        .arg(&conf)
-        .args(["-p"])
-        .arg(work)
-        .args(["-g", "daemon off;"])
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let nginx = Nginx(
+        Command::new(nginx)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-p"])
+            .arg(work)
+            .args(["-g", "daemon off;"])
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (Nginx(child), format!("http://127.0.0.1:{port}"));
+            return (nginx, format!("http://127.0.0.1:{port}"));
         }
         std::thread::sleep(Duration::from_millis(25));
     }
