@@ -29,6 +29,8 @@ use desert_atlas::tile_id::TileId;
 use desert_atlas::tiles::mvt::{Feature, Layer, Tile};
 use pmtiles::{Compression, PmTilesWriter, TileCoord, TileType};
 use prost::Message;
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Mutex;
@@ -39,20 +41,6 @@ const FLORENCE: [f64; 4] = [11.15, 43.72, 11.33, 43.84];
 const BENCH_ORIGIN: (u32, u32) = (9100, 5850);
 const BENCH_ZOOM: u8 = 14;
 const BENCH_TILE_BYTES: usize = 8_000;
-
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() % 1_000_000) as f64 / 1_000_000.0
-    }
-}
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -92,9 +80,9 @@ fn main() -> Result<(), String> {
 // ---- generate ----
 
 /// A valid vector tile whose one line feature has `bytes` of random geometry.
-fn random_tile(rng: &mut Lcg, bytes: usize) -> Vec<u8> {
+fn random_tile(rng: &mut StdRng, bytes: usize) -> Vec<u8> {
     let geometry: Vec<u32> = (0..bytes / 4)
-        .map(|_| (rng.next() as u32) & 0x0fff_ffff | 0x0020_0000)
+        .map(|_| (rng.next_u64() as u32) & 0x0fff_ffff | 0x0020_0000)
         .collect();
     Tile {
         layers: vec![Layer {
@@ -152,9 +140,9 @@ fn generate(out: &Path, tile_bytes: usize, rows: usize) -> Result<(), String> {
         .metadata(r#"{"vector_layers": [{"id": "noise", "fields": {}}]}"#)
         .create(file)
         .map_err(|e| e.to_string())?;
-    let mut rng = Lcg(7);
+    let mut rng = StdRng::seed_from_u64(7);
     for coord in coords {
-        let size = BENCH_TILE_BYTES / 2 + (rng.next() as usize % BENCH_TILE_BYTES);
+        let size = BENCH_TILE_BYTES / 2 + (rng.next_u64() as usize % BENCH_TILE_BYTES);
         writer
             .add_tile(coord, &random_tile(&mut rng, size))
             .map_err(|e| e.to_string())?;
@@ -187,14 +175,14 @@ const KINDS: [&str; 8] = [
 fn write_csv(path: &Path, rows: usize, bounds: [f64; 4], seed: u64) -> Result<(), String> {
     use std::io::Write;
     let [west, south, east, north] = bounds;
-    let mut rng = Lcg(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
     let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     let towns: Vec<(f64, f64)> = (0..50)
         .map(|_| {
             (
-                south + rng.unit() * (north - south),
-                west + rng.unit() * (east - west),
+                south + rng.random::<f64>() * (north - south),
+                west + rng.random::<f64>() * (east - west),
             )
         })
         .collect();
@@ -203,14 +191,14 @@ fn write_csv(path: &Path, rows: usize, bounds: [f64; 4], seed: u64) -> Result<()
         writeln!(out, "name,lat,lng")?;
         for _ in 0..rows {
             line.clear();
-            for w in 0..1 + rng.next() % 2 {
+            for w in 0..1 + rng.next_u64() % 2 {
                 if w > 0 {
                     line.push(' ');
                 }
                 let mut word = format!(
                     "{}{}",
-                    SYLLABLES[(rng.next() % 24) as usize],
-                    SYLLABLES[(rng.next() % 24) as usize]
+                    SYLLABLES[(rng.next_u64() % 24) as usize],
+                    SYLLABLES[(rng.next_u64() % 24) as usize]
                 );
                 if let Some(first) = word.get_mut(..1) {
                     first.make_ascii_uppercase();
@@ -218,14 +206,14 @@ fn write_csv(path: &Path, rows: usize, bounds: [f64; 4], seed: u64) -> Result<()
                 line.push_str(&word);
             }
             line.push(' ');
-            line.push_str(KINDS[(rng.next() % 8) as usize]);
-            let (lat, lng) = towns[(rng.next() % 50) as usize];
+            line.push_str(KINDS[(rng.next_u64() % 8) as usize]);
+            let (lat, lng) = towns[(rng.next_u64() % 50) as usize];
             let spread = (north - south).min(east - west) * 0.1;
             writeln!(
                 out,
                 "{line},{:.6},{:.6}",
-                (lat + (rng.unit() - 0.5) * spread).clamp(south, north),
-                (lng + (rng.unit() - 0.5) * spread).clamp(west, east)
+                (lat + (rng.random::<f64>() - 0.5) * spread).clamp(south, north),
+                (lng + (rng.random::<f64>() - 0.5) * spread).clamp(west, east)
             )?;
         }
         out.flush()
@@ -552,26 +540,26 @@ async fn run(args: RunArgs) -> Result<(), String> {
             .sum()
     };
 
-    let mut rng = Lcg(11);
+    let mut rng = StdRng::seed_from_u64(11);
     let mut search_paths = Vec::new();
     let mut tile_paths = Vec::new();
     for _ in 0..200 {
         let word = format!(
             "{}{}",
-            SYLLABLES[(rng.next() % 24) as usize],
-            SYLLABLES[(rng.next() % 24) as usize]
+            SYLLABLES[(rng.next_u64() % 24) as usize],
+            SYLLABLES[(rng.next_u64() % 24) as usize]
                 .chars()
                 .next()
                 .unwrap_or('a')
         );
-        let lat = FLORENCE[1] + rng.unit() * (FLORENCE[3] - FLORENCE[1]);
-        let lng = FLORENCE[0] + rng.unit() * (FLORENCE[2] - FLORENCE[0]);
+        let lat = FLORENCE[1] + rng.random::<f64>() * (FLORENCE[3] - FLORENCE[1]);
+        let lng = FLORENCE[0] + rng.random::<f64>() * (FLORENCE[2] - FLORENCE[0]);
         search_paths.push(format!(
             "{}/app/search?q={}&lat={lat:.4}&lng={lng:.4}",
             server.url,
             percent_encode(&word)
         ));
-        let z = 10 + (rng.next() % 5) as u8;
+        let z = 10 + (rng.next_u64() % 5) as u8;
         let (x, y) = lat_lng_tile(lat, lng, z);
         tile_paths.push(format!("{}/tiles/{z}/{x}/{y}.mvt", server.url));
     }

@@ -5,20 +5,8 @@ use std::time::Instant;
 
 use desert_atlas::search::SearchIndex;
 use desert_atlas::tile_id::TileId;
-
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() % 1_000_000) as f64 / 1_000_000.0
-    }
-}
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
 
 const SYLLABLES: [&str; 24] = [
     "san", "ta", "ro", "ma", "via", "del", "mon", "te", "ber", "lin", "sto", "ne", "ka", "ri",
@@ -29,20 +17,25 @@ const KINDS: [&str; 8] = [
 ];
 
 fn generate(rows: usize) -> String {
-    let mut rng = Lcg(42);
+    let mut rng = StdRng::seed_from_u64(42);
     let mut csv = String::with_capacity(rows * 40);
     csv.push_str("name,lat,lng\n");
     let cities: Vec<(f64, f64)> = (0..200)
-        .map(|_| (rng.unit() * 120.0 - 55.0, rng.unit() * 340.0 - 170.0))
+        .map(|_| {
+            (
+                rng.random::<f64>() * 120.0 - 55.0,
+                rng.random::<f64>() * 340.0 - 170.0,
+            )
+        })
         .collect();
     for _ in 0..rows {
-        let words = 1 + rng.next() % 2;
+        let words = 1 + rng.next_u64() % 2;
         for w in 0..words {
             if w > 0 {
                 csv.push(' ');
             }
-            let a = SYLLABLES[(rng.next() % 24) as usize];
-            let b = SYLLABLES[(rng.next() % 24) as usize];
+            let a = SYLLABLES[(rng.next_u64() % 24) as usize];
+            let b = SYLLABLES[(rng.next_u64() % 24) as usize];
             let mut word = format!("{a}{b}");
             if let Some(first) = word.get_mut(..1) {
                 first.make_ascii_uppercase();
@@ -50,10 +43,10 @@ fn generate(rows: usize) -> String {
             csv.push_str(&word);
         }
         csv.push(' ');
-        csv.push_str(KINDS[(rng.next() % 8) as usize]);
-        let (clat, clng) = cities[(rng.next() % 200) as usize];
-        let lat = clat + rng.unit() * 2.0 - 1.0;
-        let lng = clng + rng.unit() * 2.0 - 1.0;
+        csv.push_str(KINDS[(rng.next_u64() % 8) as usize]);
+        let (clat, clng) = cities[(rng.next_u64() % 200) as usize];
+        let lat = clat + rng.random::<f64>() * 2.0 - 1.0;
+        let lng = clng + rng.random::<f64>() * 2.0 - 1.0;
         csv.push_str(&format!(",{lat:.6},{lng:.6}\n"));
     }
     csv
@@ -84,7 +77,7 @@ fn main() {
         report.rows as f64 / secs
     );
 
-    let mut rng = Lcg(9);
+    let mut rng = StdRng::seed_from_u64(9);
     let many = [
         "sa", "ro", "ma", "ta", "mon", "ber", "street", "caf", "station", "ka",
     ];
@@ -127,12 +120,15 @@ fn main() {
     );
 }
 
-fn latency(index: &SearchIndex, rng: &mut Lcg, queries: &[&str], rows: u64, what: &str) {
+fn latency(index: &SearchIndex, rng: &mut StdRng, queries: &[&str], rows: u64, what: &str) {
     let mut times = Vec::new();
     let mut matched = 0usize;
     for i in 0..400 {
         let q = queries[i % queries.len()];
-        let (lat, lng) = (rng.unit() * 120.0 - 55.0, rng.unit() * 340.0 - 170.0);
+        let (lat, lng) = (
+            rng.random::<f64>() * 120.0 - 55.0,
+            rng.random::<f64>() * 340.0 - 170.0,
+        );
         let t = Instant::now();
         let found = index.search(q, lat, lng).expect("search");
         times.push(t.elapsed().as_secs_f64() * 1000.0);

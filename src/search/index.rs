@@ -1030,20 +1030,8 @@ fn migrate_earlier_tables(conn: &mut Connection) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 33
-        }
-        fn unit(&mut self) -> f64 {
-            (self.next() % 1_000_000) as f64 / 1_000_000.0
-        }
-    }
+    use rand::rngs::StdRng;
+    use rand::{Rng, RngExt, SeedableRng};
 
     /// Every match, nearest per title, by squared degrees, as (distance, title).
     fn brute_force(rows: &[(String, f64, f64)], q: &str, lat: f64, lng: f64) -> Vec<(f64, String)> {
@@ -1065,7 +1053,7 @@ mod tests {
     #[test]
     fn results_are_exact_across_many_chunks_and_overlapping_regions() {
         let syllables = ["san", "ta", "ro", "ma", "via", "del", "mon", "te"];
-        let mut rng = Lcg(3);
+        let mut rng = StdRng::seed_from_u64(3);
         let dir = tempfile::tempdir().unwrap();
         let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
         let mut rows = Vec::new();
@@ -1075,15 +1063,24 @@ mod tests {
                 // Many words share the prefix "stra": long prefixes are cut or expanded.
                 let name = format!(
                     "{}{} {} stra{}",
-                    syllables[(rng.next() % 8) as usize],
-                    syllables[(rng.next() % 8) as usize],
-                    syllables[(rng.next() % 8) as usize],
-                    rng.next() % 200
+                    syllables[(rng.next_u64() % 8) as usize],
+                    syllables[(rng.next_u64() % 8) as usize],
+                    syllables[(rng.next_u64() % 8) as usize],
+                    rng.next_u64() % 200
                 );
                 let (lat, lng) = match region {
-                    "north" => (45.0 + rng.unit() * 3.0, 5.0 + rng.unit() * 3.0),
-                    "south" => (44.0 + rng.unit() * 2.0, 6.0 + rng.unit() * 2.0),
-                    _ => (rng.unit() * 180.0 - 90.0, rng.unit() * 360.0 - 180.0),
+                    "north" => (
+                        45.0 + rng.random::<f64>() * 3.0,
+                        5.0 + rng.random::<f64>() * 3.0,
+                    ),
+                    "south" => (
+                        44.0 + rng.random::<f64>() * 2.0,
+                        6.0 + rng.random::<f64>() * 2.0,
+                    ),
+                    _ => (
+                        rng.random::<f64>() * 180.0 - 90.0,
+                        rng.random::<f64>() * 360.0 - 180.0,
+                    ),
                 };
                 csv.push_str(&format!("{name},{lat},{lng}\n"));
                 rows.push((name, lat, lng));

@@ -7,6 +7,8 @@ use desert_atlas::tile_id::TileId;
 use serde_json::Value;
 
 use crate::common::{TestServer, assert_error};
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
 
 fn id(s: &str) -> TileId {
     TileId::parse(s).unwrap()
@@ -28,21 +30,6 @@ fn titles(index: &SearchIndex, q: &str) -> Vec<String> {
         .into_iter()
         .map(|p| p.title)
         .collect()
-}
-
-/// Deterministic pseudo-random numbers, so generated data is the same on every run.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() % 1_000_000) as f64 / 1_000_000.0
-    }
 }
 
 #[test]
@@ -171,25 +158,31 @@ fn results_equal_a_full_distance_sort_with_one_result_per_title() {
     let syllables = [
         "san", "ta", "ro", "ma", "via", "del", "mon", "te", "ber", "lin", "sto", "ne",
     ];
-    let mut rng = Lcg(7);
+    let mut rng = StdRng::seed_from_u64(7);
     let mut rows = Vec::new();
     let mut csv = String::from("name,lat,lng\n");
     for _ in 0..20_000 {
-        let words = 1 + rng.next() % 3;
+        let words = 1 + rng.next_u64() % 3;
         let name: Vec<String> = (0..words)
             .map(|_| {
-                let a = syllables[(rng.next() % 12) as usize];
-                let b = syllables[(rng.next() % 12) as usize];
+                let a = syllables[(rng.next_u64() % 12) as usize];
+                let b = syllables[(rng.next_u64() % 12) as usize];
                 format!("{a}{b}")
             })
             .collect();
         let name = name.join(" ");
         // Clustered around a few cities, plus some spread over the world.
-        let (lat, lng) = if rng.next().is_multiple_of(4) {
-            (rng.unit() * 170.0 - 85.0, rng.unit() * 358.0 - 179.0)
+        let (lat, lng) = if rng.next_u64().is_multiple_of(4) {
+            (
+                rng.random::<f64>() * 170.0 - 85.0,
+                rng.random::<f64>() * 358.0 - 179.0,
+            )
         } else {
-            let c = (rng.next() % 5) as f64;
-            (40.0 + c + rng.unit() * 0.5, 10.0 + c + rng.unit() * 0.5)
+            let c = (rng.next_u64() % 5) as f64;
+            (
+                40.0 + c + rng.random::<f64>() * 0.5,
+                10.0 + c + rng.random::<f64>() * 0.5,
+            )
         };
         csv.push_str(&format!("{name},{lat},{lng}\n"));
         rows.push((name, lat, lng));
@@ -229,7 +222,10 @@ fn results_equal_a_full_distance_sort_with_one_result_per_title() {
         (42.1875, 11.25),
     ];
     for _ in 0..10 {
-        points.push((rng.unit() * 180.0 - 90.0, rng.unit() * 360.0 - 180.0));
+        points.push((
+            rng.random::<f64>() * 180.0 - 90.0,
+            rng.random::<f64>() * 360.0 - 180.0,
+        ));
     }
     for q in queries {
         for &(lat, lng) in &points {
