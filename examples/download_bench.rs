@@ -587,6 +587,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
     stop.store(true, Ordering::Relaxed);
     let mut search_ms = searches.await.map_err(|e| e.to_string())?;
     let mut tile_ms = tiles.await.map_err(|e| e.to_string())?;
+    // What an idle grain keeps of the install once the probes have stopped.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = proc_status(pid, "VmRSS:").unwrap_or(0);
     let _ = sampler.await;
     let phases = phases?;
     search_ms.sort_by(f64::total_cmp);
@@ -624,6 +627,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
         mb(hwm as f64),
         mb(peak_rss.load(Ordering::Relaxed) as f64),
         mb(rss_before as f64)
+    );
+    println!(
+        "  server memory 2 s after:         VmRSS {:.1} MB",
+        mb(rss_after as f64)
     );
     println!(
         "  search latency meanwhile:       median {:.1} ms, p90 {:.1} ms ({} requests; target median ≤ 20 ms)",

@@ -99,12 +99,19 @@ CREATE INDEX IF NOT EXISTS chunk_by_import ON chunk(import_id);";
 /// query word can match or start it.
 const IMPORTANT_MARK: &str = " _imp";
 
-/// Hands the writer's page cache back to the allocator. An import or a migration fills it (up
-/// to its 8 MB) and SQLite would otherwise keep it for the life of the process: an idle grain
-/// would hold the memory of its last import. Failing only costs memory, so it is not an error.
+/// Hands the writer's page cache back to the allocator, and the allocator's free memory back
+/// to the system. An import or a migration fills the cache (up to its 8 MB) and the import's
+/// chunks pass through the heap; kept, an idle grain would hold the memory of its last import
+/// (docs/performance.md: 88.7 MB two seconds after a 200 MB region's install without this,
+/// 39.9 MB with it). Failing only costs memory, so it is not an error.
 fn release_cache(conn: &Connection) {
     if let Err(e) = conn.execute_batch("PRAGMA shrink_memory") {
         tracing::debug!("could not release the search writer's cache: {e}");
+    }
+    // glibc keeps freed memory in its arenas; hand it back to the system too.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
