@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod grain;
 pub mod layout;
+pub mod memory;
 pub mod regions;
 pub mod search;
 pub mod server;

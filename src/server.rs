@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
 
 use crate::app::{AppState, router};
 use crate::bookmarks::BookmarkStore;
@@ -25,18 +27,28 @@ use crate::search::SearchIndex;
 use crate::tiles::TileStore;
 use crate::tutorial::TutorialStore;
 
+/// How long an idle blocking thread (SQLite, file work) waits for more work before it exits
+/// and hands its stack back. Starting one costs tens of microseconds; an idle grain should
+/// not keep a stack per thread that once served a burst (tokio's default is 10 s).
+const BLOCKING_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_millis(500);
+
 pub fn run(config: ServeConfig) -> Result<(), String> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DESERT_ATLAS_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+    crate::memory::use_one_heap();
+    // `DESERT_ATLAS_LOG` takes `level` or `target=level,...` (e.g. `desert_atlas=debug`).
+    // A grain's log is a file, so no colour codes.
+    let filter = std::env::var("DESERT_ATLAS_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
         .init();
     // Background work only (the supervisor, downloads, the base map): its heavy parts run on
     // the blocking pool, so this thread just drives them.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(8)
+        .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
@@ -64,6 +76,9 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     state.tiles.refresh().await;
     eprintln!("desert-atlas: listening on http://{addr}");
     state.regions.start(state.clone());
+    tokio::spawn(crate::search::quiet::release_when_quiet(
+        state.search.clone(),
+    ));
     crate::basemap::install_in_background(state.clone(), config.assets.clone());
 
     let app = router(state);
@@ -90,6 +105,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
 fn serve_on(listener: std::net::TcpListener, app: axum::Router) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(4)
+        .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a serving event loop: {e}"))?;

@@ -4,6 +4,7 @@
 //! Powerbox token. The download logic only sees `Fetcher`, so it is tested once, against a
 //! local server. Failures come back classified: worth retrying or not.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -56,28 +57,38 @@ pub trait Fetcher: Send + Sync + 'static {
 }
 
 /// Fetches straight from the internet (local mode), honouring HTTPS_PROXY/HTTP_PROXY.
+///
+/// The HTTP client (TLS set-up, the system's root certificates) is built on the first fetch,
+/// not at start-up: most wake-ups of a grain download nothing, and an idle grain should not
+/// hold it.
+#[derive(Default)]
 pub struct DirectFetcher {
-    client: reqwest::Client,
+    client: OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl DirectFetcher {
-    pub fn new() -> Result<DirectFetcher, String> {
-        // reqwest is built without a default TLS provider; rustls needs one chosen per process.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            // A stalled connection (no bytes for this long) is dropped and retried.
-            .read_timeout(Duration::from_secs(30))
-            .user_agent(concat!("desert-atlas/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot set up downloads: {e}"))?;
-        Ok(DirectFetcher { client })
+    fn client(&self) -> Result<&reqwest::Client, FetchError> {
+        self.client
+            .get_or_init(|| {
+                // reqwest is built without a default TLS provider; rustls needs one chosen
+                // per process.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(15))
+                    // A stalled connection (no bytes for this long) is dropped and retried.
+                    .read_timeout(Duration::from_secs(30))
+                    .user_agent(concat!("desert-atlas/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("cannot set up downloads: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| FetchError::Permanent(e.clone()))
     }
 }
 
 impl Fetcher for DirectFetcher {
     async fn get(&self, url: &str, from: u64) -> Result<Fetched, FetchError> {
-        let mut request = self.client.get(url);
+        let mut request = self.client()?.get(url);
         if from > 0 {
             request = request.header(RANGE, format!("bytes={from}-"));
         }

@@ -78,7 +78,7 @@ impl Regions {
             base_url,
             version,
             queue: Queue::open(&layout.regions_db())?,
-            fetcher: DirectFetcher::new().map_err(AppError::Internal)?,
+            fetcher: DirectFetcher::default(),
             manifest: RwLock::new(cached),
             manifest_state: Mutex::new(ManifestState::default()),
             tracker: Tracker::default(),

@@ -37,6 +37,7 @@ use super::normalize::{normalize, normalize_into};
 use super::query::{Term, fts_filter, matches_terms, parse};
 use crate::db::number;
 use crate::error::{AppError, Result};
+use crate::memory::trim_heap;
 use crate::tile_id::TileId;
 
 pub const MAX_RESULTS: usize = 50;
@@ -84,6 +85,9 @@ struct Inner {
     /// Chunk directories by chunk id. A chunk never changes once written and ids are never
     /// reused, so an entry stays right for every snapshot that still has the chunk.
     directories: Mutex<HashMap<i64, Arc<[u32]>>>,
+    /// Told after every read, so that the readers' caches can be released once reads stop
+    /// (see `super::quiet`).
+    read: tokio::sync::Notify,
 }
 
 const SCHEMA: &str = "
@@ -108,11 +112,7 @@ fn release_cache(conn: &Connection) {
     if let Err(e) = conn.execute_batch("PRAGMA shrink_memory") {
         tracing::debug!("could not release the search writer's cache: {e}");
     }
-    // glibc keeps freed memory in its arenas; hand it back to the system too.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    trim_heap();
 }
 
 /// The FTS table of one import. Contentless (names live in `place`), no word positions
@@ -144,6 +144,7 @@ impl SearchIndex {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 directories: Mutex::new(HashMap::new()),
+                read: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -162,7 +163,54 @@ impl SearchIndex {
         };
         let out = work(&conn);
         lock(&self.inner.readers).push(conn);
+        self.inner.read.notify_one();
         out
+    }
+
+    /// Returns when a read has finished since the last call returned (at once if one has).
+    pub async fn read_done(&self) {
+        self.inner.read.notified().await;
+    }
+
+    /// Empties what reads keep for the next read, the idle connections' page caches (up to
+    /// 8 MB each) and the chunk directories (4 bytes a place), and hands the memory back to
+    /// the system: worth keeping while a user types, not while the grain sits idle. The next
+    /// search reads them again.
+    pub fn release_read_memory(&self) {
+        let before = self.reader_cache_bytes();
+        *lock(&self.inner.directories) = HashMap::new();
+        for conn in lock(&self.inner.readers).iter() {
+            if let Err(e) = conn.release_memory() {
+                tracing::debug!("could not release a search reader's cache: {e}");
+            }
+        }
+        trim_heap();
+        tracing::debug!(
+            "search readers' caches released: {before} bytes before, {} after",
+            self.reader_cache_bytes()
+        );
+    }
+
+    /// Bytes the idle read connections hold in their page caches.
+    pub fn reader_cache_bytes(&self) -> u64 {
+        lock(&self.inner.readers)
+            .iter()
+            .map(|conn| {
+                let (mut current, mut highest) = (0, 0);
+                // SAFETY: the handle is live while the pool's lock is held; the call only
+                // reads the connection's counters into the two integers.
+                unsafe {
+                    rusqlite::ffi::sqlite3_db_status(
+                        conn.handle(),
+                        rusqlite::ffi::SQLITE_DBSTATUS_CACHE_USED,
+                        &mut current,
+                        &mut highest,
+                        0,
+                    );
+                }
+                current.max(0) as u64
+            })
+            .sum()
     }
 
     /// Up to [`MAX_RESULTS`] places matching `query`, nearest to (lat, lng) first, one per title.

@@ -7,5 +7,6 @@ pub mod http;
 mod index;
 pub mod normalize;
 pub mod query;
+pub mod quiet;
 
 pub use index::{IMPORTANT_FROM, IMPORTANT_SLOTS, ImportReport, MAX_RESULTS, Place, SearchIndex};
