@@ -61,14 +61,23 @@ impl AppError {
     }
 }
 
+/// What a person is told when the grain's disk is full, wherever it happened.
+pub const DISK_FULL: &str = "The grain's disk is full; delete a region to make room and try again.";
+
 impl From<rusqlite::Error> for AppError {
     fn from(err: rusqlite::Error) -> Self {
+        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return AppError::InsufficientStorage(DISK_FULL.into());
+        }
         AppError::internal("database error", err)
     }
 }
 
 impl From<std::io::Error> for AppError {
     fn from(err: std::io::Error) -> Self {
+        if crate::regions::disk::is_disk_full(&err) {
+            return AppError::InsufficientStorage(DISK_FULL.into());
+        }
         AppError::internal("file error", err)
     }
 }

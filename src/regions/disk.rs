@@ -21,6 +21,10 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
     (rc == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
+/// Room a region needs, as a multiple of its download: the parts, the unpacked tiles and the
+/// search rows.
+pub const INSTALL_FACTOR: u64 = 3;
+
 /// Fails with a sentence when `needed` bytes do not fit under `path`.
 pub fn ensure_room(path: &Path, needed: u64) -> Result<(), String> {
     match free_bytes(path) {

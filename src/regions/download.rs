@@ -15,12 +15,13 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
-use super::disk::is_disk_full;
+use super::disk::{self, is_disk_full};
 use super::fetcher::{FetchError, Fetcher};
 use super::gate::PartGate;
 use super::manifest::RegionEntry;
 use super::progress::Tracker;
 use super::queue::Queue;
+use crate::error::DISK_FULL;
 use crate::tile_id::TileId;
 
 /// Tries per part before the region fails.
@@ -37,6 +38,10 @@ pub enum Stop {
     Cancelled,
     /// The region failed; the message is for the user.
     Failed(String),
+    /// The region does not fit on the disk (refused beforehand, or the disk filled up); the
+    /// message is for the user. Its partial download is removed rather than kept for a
+    /// retry: it holds space the grain needs.
+    NoRoom(String),
 }
 
 /// Everything one region's download needs.
@@ -54,6 +59,11 @@ pub struct Job<'a, F: Fetcher> {
     pub abandon: &'a AtomicBool,
     /// Where each part is announced once verified, for the install running alongside.
     pub gate: &'a PartGate,
+    /// Where the free space is asked.
+    pub disk_root: &'a Path,
+    /// Set once the region's size was estimated and found to fit (region lists without
+    /// sizes; see [`check_room_by_estimate`]).
+    pub room_checked: &'a AtomicBool,
 }
 
 impl<F: Fetcher> Job<'_, F> {
@@ -206,12 +216,17 @@ async fn fetch_into<F: Fetcher>(
         .get(url, have)
         .await
         .map_err(FetchFailure::Fetch)?;
+    if job.entry.bytes.is_none()
+        && let Some(total) = fetched.total
+    {
+        check_room_by_estimate(job, total).map_err(FetchFailure::Stop)?;
+    }
     let write_error = |e: std::io::Error| {
-        FetchFailure::Stop(Stop::Failed(if is_disk_full(&e) {
-            "the grain's disk is full; delete a region to make room and try again".into()
+        FetchFailure::Stop(if is_disk_full(&e) {
+            Stop::NoRoom(DISK_FULL.into())
         } else {
-            format!("cannot write the download: {e}")
-        }))
+            Stop::Failed(format!("cannot write the download: {e}"))
+        })
     };
     let mut file = tokio::fs::OpenOptions::new()
         .create(true)
@@ -245,6 +260,21 @@ async fn fetch_into<F: Fetcher>(
     file.flush().await.map_err(write_error)?;
     file.sync_all().await.map_err(write_error)?;
     Ok(())
+}
+
+/// A region list without sizes says nothing of how big a region is, but `region pack` cuts
+/// a region in parts of one size (the last one shorter): the first part's size times the
+/// parts not yet on disk is about what is still to come. Checked once per download, before
+/// the first part is written, with the same margin as when the sizes are known.
+fn check_room_by_estimate<F: Fetcher>(job: &Job<'_, F>, part_bytes: u64) -> Result<(), Stop> {
+    if job.room_checked.swap(true, Ordering::Relaxed) {
+        return Ok(());
+    }
+    let missing = (0..job.entry.files.len())
+        .filter(|&i| !part_path(job.dir, i).exists())
+        .count() as u64;
+    disk::ensure_room(job.disk_root, part_bytes * missing * disk::INSTALL_FACTOR)
+        .map_err(Stop::NoRoom)
 }
 
 enum Check {

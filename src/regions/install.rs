@@ -13,6 +13,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::disk::is_disk_full;
+use crate::error::{AppError, DISK_FULL};
 use crate::layout::Layout;
 use crate::search::{ImportReport, SearchIndex};
 use crate::tile_id::TileId;
@@ -129,7 +130,10 @@ fn unpack(
                 };
                 let rows = search
                     .import_region(id, &mut counted, &mut |_| {})
-                    .map_err(|e| format!("the search data could not be imported: {e}"))?;
+                    .map_err(|e| match e {
+                        AppError::InsufficientStorage(_) => DISK_FULL.to_string(),
+                        e => format!("the search data could not be imported: {e}"),
+                    })?;
                 imported = Some(rows);
             }
             _ => {
@@ -153,7 +157,7 @@ fn unpack(
 fn write_file(from: &mut impl Read, to: &Path) -> Result<(), String> {
     let fail = |e: io::Error| {
         if is_disk_full(&e) {
-            "the grain's disk is full; delete a region to make room and try again".to_string()
+            DISK_FULL.to_string()
         } else {
             format!("cannot write the region's tiles: {e}")
         }

@@ -30,7 +30,7 @@ use self::manifest::Manifest;
 use self::progress::{Progress, Tracker};
 use self::queue::{Action, Queue};
 use crate::app::SharedState;
-use crate::error::{AppError, Result};
+use crate::error::{AppError, DISK_FULL, Result};
 use crate::layout::Layout;
 use crate::tile_id::TileId;
 
@@ -167,6 +167,23 @@ impl Regions {
                 tracing::info!("region {id}: download stopped for a deletion");
                 self.tracker.remove(id);
             }
+            Err(Stop::NoRoom(message)) => {
+                tracing::error!("region {id} does not fit: {message}");
+                // Kept, the parts would hold the space the grain needs for anything else.
+                let dir = self.layout.big_tmp_dir().join(id.as_str());
+                if let Err(e) = std::fs::remove_dir_all(&dir)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::error!("region {id}: cannot remove its partial download: {e}");
+                }
+                if let Err(e) = self.queue.forget_parts(id) {
+                    tracing::error!("region {id}: {e}");
+                }
+                self.tracker.fail(id, &message);
+                if let Err(e) = self.queue.fail(id, &message) {
+                    tracing::error!("region {id}: {e}");
+                }
+            }
             Err(Stop::Failed(message)) => {
                 tracing::error!("region {id} failed: {message}");
                 self.tracker.fail(id, &message);
@@ -196,7 +213,11 @@ impl Regions {
         let known_bytes = entry.bytes.as_ref().map(|b| b.iter().sum::<u64>());
         if let Some(bytes) = known_bytes {
             // The parts, the unpacked tiles and the search rows: about three times the parts.
-            disk::ensure_room(self.layout.root(), bytes.saturating_mul(3)).map_err(Stop::Failed)?;
+            disk::ensure_room(
+                self.layout.root(),
+                bytes.saturating_mul(disk::INSTALL_FACTOR),
+            )
+            .map_err(Stop::NoRoom)?;
         }
         self.tracker.start(id, entry.files.len(), known_bytes);
         // The install unpacks each part as soon as it is verified, alongside the download.
@@ -246,6 +267,8 @@ impl Regions {
             cancel,
             abandon: &abandon,
             gate: &gate,
+            disk_root: self.layout.root(),
+            room_checked: &AtomicBool::new(false),
         };
         let downloading = download::download(&job);
         let mut installing = installing;
@@ -274,7 +297,15 @@ impl Regions {
         };
         let installed = installed
             .map_err(|e| Stop::Failed(format!("the install stopped unexpectedly: {e}")))
-            .and_then(|r| r.map_err(Stop::Failed));
+            .and_then(|r| {
+                r.map_err(|message| {
+                    if message == DISK_FULL {
+                        Stop::NoRoom(message)
+                    } else {
+                        Stop::Failed(message)
+                    }
+                })
+            });
         if cancel.load(Ordering::Relaxed) {
             return Err(Stop::Cancelled);
         }

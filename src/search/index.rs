@@ -53,6 +53,12 @@ const CHUNK_ROWS: usize = if cfg!(test) { 1 << 10 } else { 1 << 16 };
 /// A place's id is its chunk's id shifted by this, plus its position in the chunk.
 const ROWID_SHIFT: u32 = 20;
 const _: () = assert!(CHUNK_ROWS <= 1 << ROWID_SHIFT);
+/// Page cache of each connection, in KiB (negative: SQLite's unit for a size in KiB). The
+/// index's pages are read from the system's file cache in microseconds, so a bigger cache
+/// hardly helps: at 1,000,000 places, 8 MB and 0.5 MB per connection gave the same import
+/// rate and search latency (docs/search.md), while during a region's install the writer's
+/// and the readers' caches made up 15 MB of the server's peak memory.
+const CACHE_KIB: i64 = -2048;
 /// Bits per axis of the finest grid (cells of 360 / 2^16 degrees, about 600 m).
 const GRID_BITS: u32 = 16;
 
@@ -104,7 +110,7 @@ CREATE INDEX IF NOT EXISTS chunk_by_import ON chunk(import_id);";
 const IMPORTANT_MARK: &str = " _imp";
 
 /// Hands the writer's page cache back to the allocator, and the allocator's free memory back
-/// to the system. An import or a migration fills the cache (up to its 8 MB) and the import's
+/// to the system. An import or a migration fills the cache (up to its 2 MB) and the import's
 /// chunks pass through the heap; kept, an idle grain would hold the memory of its last import
 /// (docs/performance.md: 88.7 MB two seconds after a 200 MB region's install without this,
 /// 39.9 MB with it). Failing only costs memory, so it is not an error.
@@ -134,7 +140,7 @@ impl SearchIndex {
     /// transaction the first time.
     pub fn open(path: &Path) -> Result<SearchIndex> {
         let mut writer = crate::db::open(path)?;
-        writer.pragma_update(None, "cache_size", -8192)?;
+        writer.pragma_update(None, "cache_size", CACHE_KIB)?;
         writer.execute_batch(SCHEMA)?;
         migrate_earlier_tables(&mut writer)?;
         release_cache(&writer);
@@ -155,7 +161,7 @@ impl SearchIndex {
             Some(conn) => conn,
             None => {
                 let conn = crate::db::open(&self.inner.path)?;
-                conn.pragma_update(None, "cache_size", -8192)?;
+                conn.pragma_update(None, "cache_size", CACHE_KIB)?;
                 // A few statements per import (their table names differ).
                 conn.set_prepared_statement_cache_capacity(128);
                 conn
@@ -173,7 +179,7 @@ impl SearchIndex {
     }
 
     /// Empties what reads keep for the next read, the idle connections' page caches (up to
-    /// 8 MB each) and the chunk directories (4 bytes a place), and hands the memory back to
+    /// 2 MB each) and the chunk directories (4 bytes a place), and hands the memory back to
     /// the system: worth keeping while a user types, not while the grain sits idle. The next
     /// search reads them again.
     pub fn release_read_memory(&self) {
@@ -246,8 +252,13 @@ impl SearchIndex {
         let mut report = ImportReport::default();
         let imported = std::thread::scope(|scope| {
             let (to_writer, chunks) = sync_channel::<Message>(0);
-            let written = scope.spawn(move || write_import(conn, tile_id, chunks));
-            let read = read_csv(csv, &to_writer, &mut report, progress);
+            // The writer hands each chunk's emptied vector back for the next chunk, so two
+            // vectors serve the whole import.
+            let (give_back, emptied) = sync_channel::<Vec<NewPlace>>(1);
+            let written = scope.spawn(move || write_import(conn, tile_id, chunks, give_back));
+            let handover = Handover { to_writer, emptied };
+            let read = read_csv(csv, &handover, &mut report, progress);
+            let Handover { to_writer, .. } = handover;
             if let Err(e) = read {
                 // Dropping the channel without `Commit` makes the writer roll back.
                 drop(to_writer);
@@ -366,16 +377,34 @@ enum Message {
     Commit,
 }
 
-/// Sorts `rows` along the grid and hands them to the writer; false when the writer stopped.
-fn send_chunk(rows: &mut Vec<NewPlace>, to_writer: &SyncSender<Message>) -> bool {
-    let mut chunk = std::mem::replace(rows, Vec::with_capacity(CHUNK_ROWS));
-    chunk.sort_by_key(|p| p.key);
-    to_writer.send(Message::Chunk(chunk)).is_ok()
+/// The reader's ends of the two channels between the import's threads.
+struct Handover {
+    to_writer: SyncSender<Message>,
+    /// Vectors of written chunks, emptied, to fill again.
+    emptied: Receiver<Vec<NewPlace>>,
+}
+
+impl Handover {
+    /// Sorts `rows` along the grid and hands them to the writer, leaving `rows` an empty
+    /// vector to fill; false when the writer stopped.
+    fn send_chunk(&self, rows: &mut Vec<NewPlace>) -> bool {
+        let mut chunk = std::mem::take(rows);
+        chunk.sort_by_key(|p| p.key);
+        if self.to_writer.send(Message::Chunk(chunk)).is_err() {
+            return false;
+        }
+        // The writer has taken this chunk, so it is done with the one before.
+        *rows = self
+            .emptied
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK_ROWS));
+        true
+    }
 }
 
 fn read_csv(
     csv: &mut dyn Read,
-    to_writer: &SyncSender<Message>,
+    handover: &Handover,
     report: &mut ImportReport,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
@@ -404,7 +433,7 @@ fn read_csv(
         };
         rows.push(place);
         report.rows += 1;
-        if rows.len() == CHUNK_ROWS && !send_chunk(&mut rows, to_writer) {
+        if rows.len() == CHUNK_ROWS && !handover.send_chunk(&mut rows) {
             // The writer failed; its error is what the caller gets.
             return Ok(());
         }
@@ -413,7 +442,7 @@ fn read_csv(
         }
     }
     if !rows.is_empty() {
-        send_chunk(&mut rows, to_writer);
+        handover.send_chunk(&mut rows);
     }
     Ok(())
 }
@@ -450,15 +479,20 @@ fn write_import(
     conn: &mut Connection,
     tile_id: &TileId,
     chunks: Receiver<Message>,
+    give_back: SyncSender<Vec<NewPlace>>,
 ) -> Result<Vec<(i64, Arc<[u32]>)>> {
     let tx = conn.transaction()?;
     let mut import = ImportWriter::begin(&tx, tile_id.as_str())?;
     let mut directories = Vec::new();
     for message in chunks {
         match message {
-            Message::Chunk(places) => {
+            Message::Chunk(mut places) => {
                 let id = import.write_chunk(&tx, &places)?;
                 directories.push((id, places.iter().map(|p| p.key).collect()));
+                places.clear();
+                // Full only when the reader has not taken back the previous one: it has
+                // finished, so this vector is simply dropped.
+                let _ = give_back.try_send(places);
             }
             Message::Commit => {
                 import.finish(&tx)?;

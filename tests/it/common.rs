@@ -17,6 +17,10 @@ pub struct Options {
     pub grain: bool,
     pub extra_args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Puts the data dir on a filesystem of this many KiB, so that the disk can really fill
+    /// up: a tmpfs mounted in a mount namespace of the server's own (`unshare`), gone with
+    /// the server. Read its files through [`TestServer::data_path`].
+    pub disk_kib: Option<u64>,
 }
 
 impl Default for Options {
@@ -25,6 +29,7 @@ impl Default for Options {
             grain: true,
             extra_args: Vec::new(),
             env: Vec::new(),
+            disk_kib: None,
         }
     }
 }
@@ -45,7 +50,19 @@ impl TestServer {
     }
 
     pub fn start_with(dir: &Path, options: Options) -> TestServer {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match options.disk_kib {
+            None => Command::new(BIN),
+            Some(kib) => {
+                let mut cmd = Command::new("unshare");
+                cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+                    .arg(format!(
+                        "mount -t tmpfs -o size={kib}k tmpfs \"$0\" && exec \"$@\""
+                    ))
+                    .arg(dir)
+                    .arg(BIN);
+                cmd
+            }
+        };
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
@@ -108,6 +125,16 @@ impl TestServer {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// `relative` in the data dir as the server sees it (on its own disk with `disk_kib`).
+    pub fn data_path(&self, relative: &str) -> PathBuf {
+        let dir = match self.options.disk_kib {
+            None => self.data_dir.clone(),
+            Some(_) => Path::new(&format!("/proc/{}/root", self.pid()))
+                .join(self.data_dir.strip_prefix("/").unwrap_or(&self.data_dir)),
+        };
+        dir.join(relative)
     }
 
     /// SIGKILL: no chance to clean up, as when a grain's machine dies.

@@ -6,6 +6,7 @@ mod bookmarks;
 mod cli;
 mod common;
 mod fixtures;
+mod full_disk;
 mod mapserver;
 mod nginx;
 mod regions;

@@ -10,16 +10,21 @@ use crate::common::{BIN, Options, TestServer, assert_error};
 use crate::fixtures::{FLORENCE, FLORENCE_Z10, mvt, write_pmtiles};
 use crate::mapserver::{Fault, MapServer};
 
-const WAIT: Duration = Duration::from_secs(60);
+pub const WAIT: Duration = Duration::from_secs(60);
 
 /// Packs region `id` into `out` with the real `region pack`; its places are `names`.
 /// Tiles get incompressible padding so a small part size gives several parts.
 fn pack(out: &Path, id: &str, names: &[&str], part_size: u64) {
+    pack_sized(out, id, names, part_size, 20_000);
+}
+
+/// [`pack`] with `noise` bytes of incompressible padding.
+pub fn pack_sized(out: &Path, id: &str, names: &[&str], part_size: u64, noise: usize) {
     let work = out.join(format!("{id}.src"));
     std::fs::create_dir_all(&work).unwrap();
     let mut tiles = vec![(FLORENCE_Z10, mvt(&[("roads", &[("name", id)])]))];
     let mut seed = id.len() as u64 + 7;
-    let noise: Vec<u8> = (0..20_000)
+    let noise: Vec<u8> = (0..noise)
         .map(|_| {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
             (seed >> 56) as u8
@@ -35,7 +40,11 @@ fn pack(out: &Path, id: &str, names: &[&str], part_size: u64) {
     );
     let mut csv = String::from("name,lat,lng\n");
     for (i, name) in names.iter().enumerate() {
-        csv.push_str(&format!("\"{name}\",{},{}\n", 43.7 + i as f64 * 0.01, 11.2));
+        csv.push_str(&format!(
+            "\"{name}\",{},{}\n",
+            43.7 + (i % 1000) as f64 * 0.01,
+            11.2
+        ));
     }
     csv.push_str("broken row without numbers\n");
     std::fs::write(work.join("search.csv"), csv).unwrap();
@@ -59,11 +68,21 @@ fn pack(out: &Path, id: &str, names: &[&str], part_size: u64) {
     assert!(status.success());
 }
 
-fn manifest(out: &Path) -> Value {
+pub fn manifest(out: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
 }
 
-fn start(dir: &Path, map: &MapServer, env: &[(&str, &str)]) -> TestServer {
+pub fn start(dir: &Path, map: &MapServer, env: &[(&str, &str)]) -> TestServer {
+    start_with(dir, map, env, None)
+}
+
+/// [`start`], with the data dir on a disk of `disk_kib` KiB when given.
+pub fn start_with(
+    dir: &Path,
+    map: &MapServer,
+    env: &[(&str, &str)],
+    disk_kib: Option<u64>,
+) -> TestServer {
     let mut env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -74,12 +93,13 @@ fn start(dir: &Path, map: &MapServer, env: &[(&str, &str)]) -> TestServer {
         Options {
             extra_args: vec!["--map-data-url".into(), map.url.clone()],
             env,
+            disk_kib,
             ..Default::default()
         },
     )
 }
 
-async fn fetch_manifest(server: &TestServer) {
+pub async fn fetch_manifest(server: &TestServer) {
     assert_eq!(
         server
             .post("/app/download-manifest", &json!({}))
@@ -94,22 +114,22 @@ async fn fetch_manifest(server: &TestServer) {
         .await;
 }
 
-async fn download(server: &TestServer, id: &str) {
+pub async fn download(server: &TestServer, id: &str) {
     let r = server
         .post("/app/download-map", &json!({"tile-id": id}))
         .await;
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
 }
 
-fn done(status: &Value, id: &str) -> bool {
+pub fn done(status: &Value, id: &str) -> bool {
     status["done"].as_array().unwrap().iter().any(|d| d == id)
 }
 
-fn failed(status: &Value, id: &str) -> bool {
+pub fn failed(status: &Value, id: &str) -> bool {
     status["in-progress"][id]["downloadError"] == true
 }
 
-async fn titles(server: &TestServer, q: &str) -> Vec<String> {
+pub async fn titles(server: &TestServer, q: &str) -> Vec<String> {
     let found = server
         .get_json(&format!("/app/search?q={q}&lat=43.7&lng=11.2"))
         .await;
