@@ -18,10 +18,13 @@ use tokio::net::TcpListener;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
+use tower::util::MapRequestLayer;
+
 use crate::app::{AppState, router};
 use crate::bookmarks::BookmarkStore;
 use crate::cli::ServeConfig;
 use crate::layout::Layout;
+use crate::quiet::{self, Activity};
 use crate::regions::Regions;
 use crate::search::SearchIndex;
 use crate::tiles::TileStore;
@@ -76,12 +79,17 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     state.tiles.refresh().await;
     eprintln!("desert-atlas: listening on http://{addr}");
     state.regions.start(state.clone());
-    tokio::spawn(crate::search::quiet::release_when_quiet(
+    let activity = Arc::new(Activity::default());
+    tokio::spawn(quiet::release_when_quiet(
+        activity.clone(),
         state.search.clone(),
     ));
     crate::basemap::install_in_background(state.clone(), config.assets.clone());
 
-    let app = router(state);
+    let app = router(state).layer(MapRequestLayer::new(move |request| {
+        activity.touch();
+        request
+    }));
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(listeners.len());
     for (i, listener) in listeners.into_iter().enumerate() {
         let (app, done) = (app.clone(), done_tx.clone());

@@ -44,6 +44,16 @@ pub enum Stop {
     NoRoom(String),
 }
 
+/// A failure of the grain's own storage (recording progress in the queue, say).
+impl From<crate::error::AppError> for Stop {
+    fn from(e: crate::error::AppError) -> Self {
+        match e {
+            crate::error::AppError::InsufficientStorage(message) => Stop::NoRoom(message),
+            e => Stop::Failed(e.to_string()),
+        }
+    }
+}
+
 /// Everything one region's download needs.
 pub struct Job<'a, F: Fetcher> {
     pub fetcher: &'a F,
@@ -88,10 +98,7 @@ pub async fn download<F: Fetcher>(job: &Job<'_, F>) -> Result<Vec<PathBuf>, Stop
     tokio::fs::create_dir_all(job.dir)
         .await
         .map_err(|e| Stop::Failed(format!("cannot create the download folder: {e}")))?;
-    let verified = job
-        .queue
-        .verified_parts(job.id)
-        .map_err(|e| Stop::Failed(e.to_string()))?;
+    let verified = job.queue.verified_parts(job.id).map_err(Stop::from)?;
     let indices: Vec<usize> = (0..job.entry.files.len()).collect();
     futures_util::stream::iter(indices)
         .map(|i| {
@@ -176,7 +183,7 @@ async fn fetch_part<F: Fetcher>(
             Ok((bytes, sha)) => {
                 job.queue
                     .mark_verified(job.id, index, bytes, &sha)
-                    .map_err(|e| Stop::Failed(e.to_string()))?;
+                    .map_err(Stop::from)?;
                 job.tracker.update(job.id, |p| p.download_done += 1);
                 job.gate.ready(index);
                 return Ok(());

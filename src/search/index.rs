@@ -91,9 +91,6 @@ struct Inner {
     /// Chunk directories by chunk id. A chunk never changes once written and ids are never
     /// reused, so an entry stays right for every snapshot that still has the chunk.
     directories: Mutex<HashMap<i64, Arc<[u32]>>>,
-    /// Told after every read, so that the readers' caches can be released once reads stop
-    /// (see `super::quiet`).
-    read: tokio::sync::Notify,
 }
 
 const SCHEMA: &str = "
@@ -150,7 +147,6 @@ impl SearchIndex {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 directories: Mutex::new(HashMap::new()),
-                read: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -169,19 +165,13 @@ impl SearchIndex {
         };
         let out = work(&conn);
         lock(&self.inner.readers).push(conn);
-        self.inner.read.notify_one();
         out
-    }
-
-    /// Returns when a read has finished since the last call returned (at once if one has).
-    pub async fn read_done(&self) {
-        self.inner.read.notified().await;
     }
 
     /// Empties what reads keep for the next read, the idle connections' page caches (up to
     /// 2 MB each) and the chunk directories (4 bytes a place), and hands the memory back to
     /// the system: worth keeping while a user types, not while the grain sits idle. The next
-    /// search reads them again.
+    /// search reads them again. Called once requests stop (`crate::quiet`).
     pub fn release_read_memory(&self) {
         let before = self.reader_cache_bytes();
         *lock(&self.inner.directories) = HashMap::new();

@@ -7,6 +7,5 @@ pub mod http;
 mod index;
 pub mod normalize;
 pub mod query;
-pub mod quiet;
 
 pub use index::{IMPORTANT_FROM, IMPORTANT_SLOTS, ImportReport, MAX_RESULTS, Place, SearchIndex};

@@ -69,7 +69,11 @@ async fn a_region_that_fills_the_disk_mid_download_is_given_up_and_its_parts_rem
 
     // Nothing of the region is left: no tiles, no search rows, no parts holding the space.
     assert!(!server.data_path("tiles/big.pmtiles").exists());
-    assert!(!server.data_path("big_tmp/big").exists());
+    assert!(
+        !server.data_path("big_tmp/big").exists(),
+        "{}",
+        server.log()
+    );
     assert!(titles(&server, "bigtown").await.is_empty());
     let free = free_bytes(&server.data_path(""));
     assert!(
