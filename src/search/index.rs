@@ -106,14 +106,28 @@ CREATE INDEX IF NOT EXISTS chunk_by_import ON chunk(import_id);";
 /// query word can match or start it.
 const IMPORTANT_MARK: &str = " _imp";
 
-/// Hands the writer's page cache back to the allocator, and the allocator's free memory back
-/// to the system. An import or a migration fills the cache (up to its 2 MB) and the import's
-/// chunks pass through the heap; kept, an idle grain would hold the memory of its last import
-/// (docs/performance.md: 88.7 MB two seconds after a 200 MB region's install without this,
-/// 39.9 MB with it). Failing only costs memory, so it is not an error.
-fn release_cache(conn: &Connection) {
-    if let Err(e) = conn.execute_batch("PRAGMA shrink_memory") {
-        tracing::debug!("could not release the search writer's cache: {e}");
+/// Opens the connection that writes, with its page cache size.
+fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    let writer = crate::db::open(path)?;
+    writer.pragma_update(None, "cache_size", CACHE_KIB)?;
+    Ok(writer)
+}
+
+/// Hands what the writer holds after an import or a migration back to the system: its page
+/// cache, and the schema, FTS5 tables and statements the connection keeps once used, by
+/// replacing it with a fresh connection; then the heap's free memory. Kept, an idle grain
+/// would hold the memory of its last import (docs/performance.md: 88.7 MB two seconds after a
+/// 200 MB region's install when nothing was released). Failing only costs memory, so it is
+/// not an error.
+fn release_writer(writer: &mut Connection, path: &Path) {
+    match open_writer(path) {
+        Ok(fresh) => *writer = fresh,
+        Err(e) => {
+            tracing::debug!("could not reopen the search writer: {e}");
+            if let Err(e) = writer.execute_batch("PRAGMA shrink_memory") {
+                tracing::debug!("could not release the search writer's cache: {e}");
+            }
+        }
     }
     trim_heap();
 }
@@ -136,11 +150,10 @@ impl SearchIndex {
     /// Opens (or creates) the index, moving the rows of an earlier format into it in one
     /// transaction the first time.
     pub fn open(path: &Path) -> Result<SearchIndex> {
-        let mut writer = crate::db::open(path)?;
-        writer.pragma_update(None, "cache_size", CACHE_KIB)?;
+        let mut writer = open_writer(path)?;
         writer.execute_batch(SCHEMA)?;
         migrate_earlier_tables(&mut writer)?;
-        release_cache(&writer);
+        release_writer(&mut writer, path);
         Ok(SearchIndex {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -266,7 +279,7 @@ impl SearchIndex {
             // The first search need not read them back.
             lock(&self.inner.directories).extend(directories);
         });
-        release_cache(&writer);
+        release_writer(&mut writer, &self.inner.path);
         imported?;
         progress(report.rows);
         Ok(report)
@@ -278,7 +291,7 @@ impl SearchIndex {
         let tx = writer.transaction()?;
         delete_import(&tx, tile_id.as_str())?;
         tx.commit()?;
-        release_cache(&writer);
+        release_writer(&mut writer, &self.inner.path);
         Ok(())
     }
 
