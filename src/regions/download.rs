@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use rand::RngExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use super::disk::{self, is_disk_full};
 use super::fetcher::{FetchError, Fetcher};
@@ -74,6 +74,38 @@ pub struct Job<'a, F: Fetcher> {
     /// Set once the region's size was estimated and found to fit (region lists without
     /// sizes; see [`check_room_by_estimate`]).
     pub room_checked: &'a AtomicBool,
+    /// Set when a part failed: the others stop at their next step (see [`download`]).
+    pub halted: Halt,
+}
+
+/// Tells the parts still running that one failed, waking those waiting to try again.
+#[derive(Default)]
+pub struct Halt {
+    set: AtomicBool,
+    wake: Notify,
+}
+
+impl Halt {
+    fn set(&self) {
+        self.set.store(true, Ordering::Relaxed);
+        self.wake.notify_waiters();
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::Relaxed)
+    }
+
+    /// Waits `wait`, or less if the download halts meanwhile.
+    async fn sleep(&self, wait: Duration) {
+        // Created before the check, so a halt in between still wakes it.
+        let woken = self.wake.notified();
+        if !self.is_set() {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = woken => {}
+            }
+        }
+    }
 }
 
 impl<F: Fetcher> Job<'_, F> {
@@ -83,6 +115,8 @@ impl<F: Fetcher> Job<'_, F> {
             Some(Stop::Cancelled)
         } else if self.abandon.load(Ordering::Relaxed) {
             Some(Stop::Failed("the install failed".into()))
+        } else if self.halted.is_set() {
+            Some(Stop::Failed("another part failed".into()))
         } else {
             None
         }
@@ -94,20 +128,35 @@ pub fn part_path(dir: &Path, index: usize) -> PathBuf {
 }
 
 /// Downloads every part into `dir`; returns their paths in order.
+///
+/// When a part fails, the others are told to stop and waited for rather than dropped: a
+/// part dropped mid-write would leave its last write finishing on the blocking pool, after
+/// the caller has moved on to removing the folder. So when this returns, no file operation
+/// of the download is still running.
 pub async fn download<F: Fetcher>(job: &Job<'_, F>) -> Result<Vec<PathBuf>, Stop> {
     tokio::fs::create_dir_all(job.dir)
         .await
         .map_err(|e| Stop::Failed(format!("cannot create the download folder: {e}")))?;
     let verified = job.queue.verified_parts(job.id).map_err(Stop::from)?;
     let indices: Vec<usize> = (0..job.entry.files.len()).collect();
-    futures_util::stream::iter(indices)
+    let mut parts = futures_util::stream::iter(indices)
         .map(|i| {
             let already = verified.get(&i).cloned();
             async move { fetch_part(job, i, already).await }
         })
-        .buffer_unordered(4)
-        .try_collect::<Vec<()>>()
-        .await?;
+        .buffer_unordered(4);
+    let mut first_failure = None;
+    while let Some(result) = parts.next().await {
+        if let Err(stop) = result
+            && first_failure.is_none()
+        {
+            job.halted.set();
+            first_failure = Some(stop);
+        }
+    }
+    if let Some(stop) = first_failure {
+        return Err(stop);
+    }
     Ok((0..job.entry.files.len())
         .map(|i| part_path(job.dir, i))
         .collect())
@@ -164,7 +213,7 @@ async fn fetch_part<F: Fetcher>(
                 })) => {
                     tracing::warn!("region {}: part {index}: {message}; retrying", job.id);
                     last_error = message;
-                    backoff(attempt, retry_after).await;
+                    job.halted.sleep(backoff(attempt, retry_after)).await;
                     continue;
                 }
             }
@@ -197,7 +246,7 @@ async fn fetch_part<F: Fetcher>(
                 last_error = why;
             }
         }
-        backoff(attempt, None).await;
+        job.halted.sleep(backoff(attempt, None)).await;
     }
     Err(Stop::Failed(format!(
         "part {} of {} kept failing ({last_error}); try again later",
@@ -251,6 +300,8 @@ async fn fetch_into<F: Fetcher>(
     let mut body = fetched.body;
     while let Some(chunk) = body.next().await {
         if let Some(stop) = job.stopped() {
+            // Nothing of this part may still be written once the download has returned.
+            file.flush().await.map_err(write_error)?;
             return Err(FetchFailure::Stop(stop));
         }
         let chunk = match chunk {
@@ -337,17 +388,17 @@ fn remove(path: &Path) {
 
 /// Waits before try `attempt + 1`: the server's Retry-After when it gave one, else
 /// exponential backoff from the base delay, with jitter so parts do not retry in step.
-async fn backoff(attempt: u32, retry_after: Option<Duration>) {
+/// How long to wait before try `attempt + 1`: the server's advice, or exponential with jitter.
+fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
     let base_ms: u64 = std::env::var(RETRY_BASE_ENV)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let exponential = Duration::from_millis(base_ms.saturating_mul(1u64 << attempt.min(16)));
     let jitter = rand::rng().random_range(0.5..1.5);
-    let wait = retry_after
+    retry_after
         .unwrap_or_else(|| exponential.mul_f64(jitter))
-        .min(MAX_BACKOFF);
-    tokio::time::sleep(wait).await;
+        .min(MAX_BACKOFF)
 }
 
 /// Shared flag a delete sets to stop a running download of the same region.

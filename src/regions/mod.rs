@@ -170,7 +170,13 @@ impl Regions {
             Err(Stop::NoRoom(message)) => {
                 tracing::error!("region {id} does not fit: {message}");
                 // Kept, the parts would hold the space the grain needs for anything else.
-                self.remove_partial_download(id).await;
+                // The download has returned, so none of its writes is still running.
+                let dir = self.layout.big_tmp_dir().join(id.as_str());
+                if let Err(e) = std::fs::remove_dir_all(&dir)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::error!("region {id}: cannot remove its partial download: {e}");
+                }
                 if let Err(e) = self.queue.forget_parts(id) {
                     tracing::error!("region {id}: {e}");
                 }
@@ -185,23 +191,6 @@ impl Regions {
                 if let Err(e) = self.queue.fail(id, &message) {
                     tracing::error!("region {id}: {e}");
                 }
-            }
-        }
-    }
-
-    /// Removes what a download left in its folder. File operations of fetches that were
-    /// dropped mid-way may still be finishing on the blocking pool and put a file back while
-    /// the folder is removed, so the removal is tried again a few times.
-    async fn remove_partial_download(&self, id: &TileId) {
-        let dir = self.layout.big_tmp_dir().join(id.as_str());
-        for attempt in 0..20 {
-            match std::fs::remove_dir_all(&dir) {
-                Ok(()) => return,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-                Err(e) if attempt == 19 => {
-                    tracing::error!("region {id}: cannot remove its partial download: {e}");
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
             }
         }
     }
@@ -281,6 +270,7 @@ impl Regions {
             gate: &gate,
             disk_root: self.layout.root(),
             room_checked: &AtomicBool::new(false),
+            halted: download::Halt::default(),
         };
         let downloading = download::download(&job);
         let mut installing = installing;
