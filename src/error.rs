@@ -64,6 +64,11 @@ impl AppError {
 /// What a person is told when the grain's disk is full, wherever it happened.
 pub const DISK_FULL: &str = "The grain's disk is full; delete a region to make room and try again.";
 
+/// Whether an I/O error means the disk is full.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(libc::ENOSPC)
+}
+
 impl From<rusqlite::Error> for AppError {
     fn from(err: rusqlite::Error) -> Self {
         if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
@@ -75,7 +80,7 @@ impl From<rusqlite::Error> for AppError {
 
 impl From<std::io::Error> for AppError {
     fn from(err: std::io::Error) -> Self {
-        if crate::regions::disk::is_disk_full(&err) {
+        if is_disk_full(&err) {
             return AppError::InsufficientStorage(DISK_FULL.into());
         }
         AppError::internal("file error", err)

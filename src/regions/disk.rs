@@ -36,8 +36,3 @@ pub fn ensure_room(path: &Path, needed: u64) -> Result<(), String> {
         _ => Ok(()),
     }
 }
-
-/// Whether an I/O error means the disk is full.
-pub fn is_disk_full(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(libc::ENOSPC)
-}

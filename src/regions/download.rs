@@ -15,13 +15,13 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, Semaphore};
 
-use super::disk::{self, is_disk_full};
+use super::disk;
 use super::fetcher::{FetchError, Fetcher};
 use super::gate::PartGate;
 use super::manifest::RegionEntry;
 use super::progress::Tracker;
 use super::queue::Queue;
-use crate::error::DISK_FULL;
+use crate::error::{DISK_FULL, is_disk_full};
 use crate::tile_id::TileId;
 
 /// Tries per part before the region fails.

@@ -12,8 +12,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::disk::is_disk_full;
-use crate::error::{AppError, DISK_FULL};
+use super::download::Stop;
+use crate::error::{AppError, DISK_FULL, is_disk_full};
 use crate::layout::Layout;
 use crate::search::{ImportReport, SearchIndex};
 use crate::tile_id::TileId;
@@ -78,7 +78,7 @@ pub fn install(
     wait: &dyn Fn(usize) -> io::Result<()>,
     work_dir: &Path,
     report: &mut dyn FnMut(Step),
-) -> Result<ImportReport, String> {
+) -> Result<ImportReport, Stop> {
     let tiles_tmp = work_dir.join("tiles.pmtiles.tmp");
     let result = unpack(search, id, parts, wait, &tiles_tmp, report).and_then(|imported| {
         finish(layout, id, &tiles_tmp)?;
@@ -100,7 +100,7 @@ fn unpack(
     wait: &dyn Fn(usize) -> io::Result<()>,
     tiles_tmp: &Path,
     report: &mut dyn FnMut(Step),
-) -> Result<ImportReport, String> {
+) -> Result<ImportReport, Stop> {
     let stream = Concatenated {
         files: parts.into_iter().enumerate(),
         current: None,
@@ -108,7 +108,11 @@ fn unpack(
     };
     let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(256 * 1024, stream));
     let mut archive = tar::Archive::new(gz);
-    let damaged = |e: io::Error| format!("the downloaded archive is damaged ({e}); try again");
+    let damaged = |e: io::Error| {
+        Stop::Failed(format!(
+            "the downloaded archive is damaged ({e}); try again"
+        ))
+    };
     let mut tiles_done = false;
     let mut imported = None;
     for entry in archive.entries().map_err(damaged)? {
@@ -131,15 +135,15 @@ fn unpack(
                 let rows = search
                     .import_region(id, &mut counted, &mut |_| {})
                     .map_err(|e| match e {
-                        AppError::InsufficientStorage(_) => DISK_FULL.to_string(),
-                        e => format!("the search data could not be imported: {e}"),
+                        AppError::InsufficientStorage(message) => Stop::NoRoom(message),
+                        e => Stop::Failed(format!("the search data could not be imported: {e}")),
                     })?;
                 imported = Some(rows);
             }
             _ => {
-                return Err(format!(
+                return Err(Stop::Failed(format!(
                     "the archive holds an unexpected member {shown:?} ({kind:?}); it was not installed"
-                ));
+                )));
             }
         }
     }
@@ -148,20 +152,25 @@ fn unpack(
             check_pmtiles(tiles_tmp)?;
             Ok(rows)
         }
-        _ => Err(
+        _ => Err(Stop::Failed(
             "the archive lacks pkg/tiles.pmtiles or pkg/search.csv; it was not installed".into(),
-        ),
+        )),
     }
 }
 
-fn write_file(from: &mut impl Read, to: &Path) -> Result<(), String> {
-    let fail = |e: io::Error| {
+/// A file operation's failure as the region's: the disk being full, or `doing` failing.
+fn file_failure(doing: &'static str) -> impl Fn(io::Error) -> Stop + Copy {
+    move |e| {
         if is_disk_full(&e) {
-            DISK_FULL.to_string()
+            Stop::NoRoom(DISK_FULL.into())
         } else {
-            format!("cannot write the region's tiles: {e}")
+            Stop::Failed(format!("{doing}: {e}"))
         }
-    };
+    }
+}
+
+fn write_file(from: &mut impl Read, to: &Path) -> Result<(), Stop> {
+    let fail = file_failure("cannot write the region's tiles");
     let mut file = File::create(to).map_err(fail)?;
     io::copy(from, &mut file).map_err(fail)?;
     file.flush().map_err(fail)?;
@@ -169,20 +178,22 @@ fn write_file(from: &mut impl Read, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn check_pmtiles(path: &Path) -> Result<(), String> {
+fn check_pmtiles(path: &Path) -> Result<(), Stop> {
     let mut magic = [0u8; 8];
     File::open(path)
         .and_then(|mut f| f.read_exact(&mut magic))
-        .map_err(|_| "the region's tiles file is too short to be PMTiles".to_string())?;
+        .map_err(|_| Stop::Failed("the region's tiles file is too short to be PMTiles".into()))?;
     if &magic != b"PMTiles\x03" {
-        return Err("the region's tiles file is not a PMTiles v3 archive".into());
+        return Err(Stop::Failed(
+            "the region's tiles file is not a PMTiles v3 archive".into(),
+        ));
     }
     Ok(())
 }
 
 /// Moves the tiles into place and writes the marker, each made durable before the next.
-fn finish(layout: &Layout, id: &TileId, tiles_tmp: &Path) -> Result<(), String> {
-    let fail = |e: io::Error| format!("cannot put the region in place: {e}");
+fn finish(layout: &Layout, id: &TileId, tiles_tmp: &Path) -> Result<(), Stop> {
+    let fail = file_failure("cannot put the region in place");
     std::fs::rename(tiles_tmp, layout.tiles_file(id)).map_err(fail)?;
     File::open(layout.tiles_dir())
         .and_then(|d| d.sync_all())

@@ -30,7 +30,7 @@ use self::manifest::Manifest;
 use self::progress::{Progress, Tracker};
 use self::queue::{Action, Queue};
 use crate::app::SharedState;
-use crate::error::{AppError, DISK_FULL, Result};
+use crate::error::{AppError, Result};
 use crate::layout::Layout;
 use crate::tile_id::TileId;
 
@@ -299,15 +299,7 @@ impl Regions {
         };
         let installed = installed
             .map_err(|e| Stop::Failed(format!("the install stopped unexpectedly: {e}")))
-            .and_then(|r| {
-                r.map_err(|message| {
-                    if message == DISK_FULL {
-                        Stop::NoRoom(message)
-                    } else {
-                        Stop::Failed(message)
-                    }
-                })
-            });
+            .and_then(|r| r);
         if cancel.load(Ordering::Relaxed) {
             return Err(Stop::Cancelled);
         }
