@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::memory::trim_heap;
 use crate::search::SearchIndex;
 
 /// How long without a request before memory is released.
@@ -52,7 +53,11 @@ pub async fn release_when_quiet(activity: Arc<Activity>, search: SearchIndex) {
             }
         }
         let search = search.clone();
-        let _ = tokio::task::spawn_blocking(move || search.release_read_memory()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            search.release_read_memory();
+            trim_heap();
+        })
+        .await;
     }
 }
 
