@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::{TestServer, assert_error};
 use crate::mapserver::MapServer;
 use crate::regions::{
-    WAIT, done, download, failed, fetch_manifest, manifest, pack_sized, start, start_with, titles,
+    done, download_until_failed, fetch_manifest, manifest, pack_sized, start, start_with, titles,
 };
 
 /// Removes the part sizes from the region list, as the public map-data server's lacks them:
@@ -40,13 +40,6 @@ async fn bookmark(server: &TestServer, name: &str) -> reqwest::Response {
         .await
 }
 
-fn error_of(status: &Value, id: &str) -> String {
-    status["in-progress"][id]["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[tokio::test]
 async fn a_region_that_fills_the_disk_mid_download_is_given_up_and_its_parts_removed() {
     let out = tempfile::tempdir().unwrap();
@@ -60,9 +53,7 @@ async fn a_region_that_fills_the_disk_mid_download_is_given_up_and_its_parts_rem
     let server = start_with(dir.path(), &map, &[huge], Some(2048));
     assert_eq!(bookmark(&server, "Before").await.status(), 200);
     fetch_manifest(&server).await;
-    download(&server, "big").await;
-    let status = server.wait_for_status(WAIT, |s| failed(s, "big")).await;
-    let error = error_of(&status, "big");
+    let (status, error) = download_until_failed(&server, "big").await;
     assert!(error.contains("disk is full"), "{error}");
     assert!(!done(&status, "big"));
     assert!(map.hits("big.tar.gz.00") >= 1, "the download had begun");
@@ -109,9 +100,7 @@ async fn a_region_without_sizes_that_cannot_fit_is_refused_before_it_fills_the_d
     // Room for the download alone, not for the unpacked tiles and the search rows too.
     let server = start(dir.path(), &map, &[("DESERT_ATLAS_FREE_BYTES", "1500000")]);
     fetch_manifest(&server).await;
-    download(&server, "big").await;
-    let status = server.wait_for_status(WAIT, |s| failed(s, "big")).await;
-    let error = error_of(&status, "big");
+    let (_, error) = download_until_failed(&server, "big").await;
     assert!(error.contains("not enough disk space"), "{error}");
     assert!(!dir.path().join("big_tmp/big").exists());
     let fetched: usize = (0..parts)
@@ -143,9 +132,7 @@ async fn a_region_whose_search_rows_fill_the_disk_is_rolled_back() {
     let server = start_with(dir.path(), &map, &[huge], Some(3072));
     assert_eq!(bookmark(&server, "Before").await.status(), 200);
     fetch_manifest(&server).await;
-    download(&server, "dense").await;
-    let status = server.wait_for_status(WAIT, |s| failed(s, "dense")).await;
-    let error = error_of(&status, "dense");
+    let (_, error) = download_until_failed(&server, "dense").await;
     assert!(error.contains("disk is full"), "{error}");
     assert!(!server.data_path("tiles/dense.pmtiles").exists());
     assert!(!server.data_path("big_tmp/dense").exists());

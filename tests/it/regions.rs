@@ -121,6 +121,17 @@ pub async fn download(server: &TestServer, id: &str) {
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
 }
 
+/// Asks for region `id` and waits until it fails; returns the status and the region's error.
+pub async fn download_until_failed(server: &TestServer, id: &str) -> (Value, String) {
+    download(server, id).await;
+    let status = server.wait_for_status(WAIT, |s| failed(s, id)).await;
+    let error = status["in-progress"][id]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (status, error)
+}
+
 pub fn done(status: &Value, id: &str) -> bool {
     status["done"].as_array().unwrap().iter().any(|d| d == id)
 }
@@ -242,9 +253,7 @@ async fn a_part_that_stays_corrupt_fails_the_region_and_nothing_is_installed() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &map, &[]);
     fetch_manifest(&server).await;
-    download(&server, "r").await;
-    let status = server.wait_for_status(WAIT, |s| failed(s, "r")).await;
-    let error = status["in-progress"]["r"]["error"].as_str().unwrap();
+    let (status, error) = download_until_failed(&server, "r").await;
     assert!(error.contains("checksum"), "{error}");
     assert!(!done(&status, "r"));
     assert!(titles(&server, "somewhere").await.is_empty());
@@ -264,14 +273,8 @@ async fn a_missing_part_fails_at_once_with_a_readable_message() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &map, &[]);
     fetch_manifest(&server).await;
-    download(&server, "r").await;
-    let status = server.wait_for_status(WAIT, |s| failed(s, "r")).await;
-    assert!(
-        status["in-progress"]["r"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("404")
-    );
+    let (_, error) = download_until_failed(&server, "r").await;
+    assert!(error.contains("404"), "{error}");
     assert_eq!(map.hits("r.tar.gz.02"), 1, "a 404 is not retried");
     // The failure survives a restart, and stays until asked again.
     let server = server.restart();
@@ -471,10 +474,8 @@ async fn parts_are_unpacked_as_they_arrive_so_a_bad_archive_fails_before_the_las
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &map, &[]);
     fetch_manifest(&server).await;
-    download(&server, "r").await;
     // The last part is never sent; the install refuses the archive from its first part.
-    let status = server.wait_for_status(WAIT, |s| failed(s, "r")).await;
-    let error = status["in-progress"]["r"]["error"].as_str().unwrap();
+    let (status, error) = download_until_failed(&server, "r").await;
     assert!(error.contains("unexpected member"), "{error}");
     assert!(!done(&status, "r"));
     assert_eq!(
@@ -610,14 +611,8 @@ async fn a_region_that_does_not_fit_on_disk_is_refused_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &map, &[("DESERT_ATLAS_FREE_BYTES", "1000")]);
     fetch_manifest(&server).await;
-    download(&server, "r").await;
-    let status = server.wait_for_status(WAIT, |s| failed(s, "r")).await;
-    assert!(
-        status["in-progress"]["r"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("disk space")
-    );
+    let (_, error) = download_until_failed(&server, "r").await;
+    assert!(error.contains("disk space"), "{error}");
     assert_eq!(map.hits("r.tar.gz.00"), 0, "nothing is downloaded");
 }
 

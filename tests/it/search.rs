@@ -23,6 +23,16 @@ fn index_with(csv: &str) -> (tempfile::TempDir, SearchIndex) {
     (dir, index)
 }
 
+/// An index in `dir` whose region `r` holds one place, "Old Place".
+fn index_with_old_place(dir: &std::path::Path) -> SearchIndex {
+    let index = SearchIndex::open(&dir.join("search.db")).unwrap();
+    let old = "name,lat,lng\nOld Place,1,1\n";
+    index
+        .import_region(&id("r"), &mut old.as_bytes(), &mut |_| {})
+        .unwrap();
+    index
+}
+
 fn titles(index: &SearchIndex, q: &str) -> Vec<String> {
     index
         .search(q, 0.0, 0.0)
@@ -293,11 +303,7 @@ fn importing_a_region_again_replaces_its_rows_only() {
 #[test]
 fn searches_keep_answering_with_the_old_rows_during_an_import() {
     let dir = tempfile::tempdir().unwrap();
-    let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
-    let old = "name,lat,lng\nOld Place,1,1\n";
-    index
-        .import_region(&id("r"), &mut old.as_bytes(), &mut |_| {})
-        .unwrap();
+    let index = index_with_old_place(dir.path());
 
     // An import that pauses half-way (inside its transaction) until the reader has looked.
     let (to_reader, reader_rx) = std::sync::mpsc::channel::<()>();
@@ -452,11 +458,7 @@ impl std::io::Read for FailingAfter<'_> {
 #[test]
 fn an_import_that_fails_half_way_leaves_the_old_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
-    let old = "name,lat,lng\nOld Place,1,1\n";
-    index
-        .import_region(&id("r"), &mut old.as_bytes(), &mut |_| {})
-        .unwrap();
+    let index = index_with_old_place(dir.path());
     let mut csv = String::from("name,lat,lng\n");
     for i in 0..400_000 {
         csv.push_str(&format!("New Place {i},{},1\n", i % 80));
