@@ -73,6 +73,13 @@ pub fn write_pmtiles(
     out.finalize().unwrap();
 }
 
+/// Writes a gzip'd archive over Florence, z0–14, holding one tile at [`FLORENCE_Z10`] with
+/// one empty layer named `layer`.
+pub fn write_one_tile_pmtiles(path: &Path, layer: &str) {
+    let tile = mvt(&[(layer, &[])]);
+    write_pmtiles(path, FLORENCE, (0, 14), &[(FLORENCE_Z10, tile)], true);
+}
+
 /// Installs an archive as a region of a data directory, as a finished install leaves it.
 pub fn install_region(data_dir: &Path, id: &str, archive: &Path) {
     std::fs::create_dir_all(data_dir.join("tiles")).unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::{Options, TestServer, http_client};
-use crate::fixtures::{FLORENCE, FLORENCE_Z10, install_region, mvt, write_pmtiles};
+use crate::fixtures::{install_region, write_one_tile_pmtiles};
 
 struct Nginx(Child);
 
@@ -92,13 +92,7 @@ async fn the_shipped_nginx_config_serves_the_client_and_proxies_the_api_and_rang
     );
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("a.src");
-    write_pmtiles(
-        &archive,
-        FLORENCE,
-        (0, 14),
-        &[(FLORENCE_Z10, mvt(&[("roads", &[])]))],
-        true,
-    );
+    write_one_tile_pmtiles(&archive, "roads");
     install_region(dir.path(), "a", &archive);
     let file = std::fs::read(&archive).unwrap();
     let server = TestServer::start_with(dir.path(), Options::default());

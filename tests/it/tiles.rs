@@ -7,7 +7,9 @@ use desert_atlas::tiles::TileStore;
 use desert_atlas::tiles::mvt::gunzip;
 
 use crate::common::{TestServer, assert_error};
-use crate::fixtures::{FLORENCE, FLORENCE_Z10, decode, install_region, mvt, write_pmtiles};
+use crate::fixtures::{
+    FLORENCE, FLORENCE_Z10, decode, install_region, mvt, write_one_tile_pmtiles, write_pmtiles,
+};
 
 fn tile_url((z, x, y): (u8, u32, u32)) -> String {
     format!("/tiles/{z}/{x}/{y}.mvt")
@@ -152,13 +154,7 @@ async fn an_unchanged_tile_revalidates_with_304() {
     assert_eq!(again.status(), 304);
     // Another region covering the tile changes its identity.
     let archive = dir.path().join("b.pmtiles");
-    write_pmtiles(
-        &archive,
-        FLORENCE,
-        (0, 14),
-        &[(FLORENCE_Z10, mvt(&[("water", &[])]))],
-        true,
-    );
+    write_one_tile_pmtiles(&archive, "water");
     install_region(dir.path(), "b", &archive);
     let server = server.restart();
     let changed = server
@@ -268,13 +264,7 @@ async fn installing_and_deleting_a_region_changes_what_is_served_without_a_resta
     store.refresh().await;
     assert!(store.installed().is_empty());
     let archive = dir.path().join("x.pmtiles");
-    write_pmtiles(
-        &archive,
-        FLORENCE,
-        (0, 14),
-        &[(FLORENCE_Z10, mvt(&[("roads", &[])]))],
-        true,
-    );
+    write_one_tile_pmtiles(&archive, "roads");
     install_region(dir.path(), "x", &archive);
     store.refresh().await;
     assert_eq!(store.installed().keys().collect::<Vec<_>>(), vec!["x"]);

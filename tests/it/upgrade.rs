@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::common::TestServer;
-use crate::fixtures::{FLORENCE, FLORENCE_Z10, mvt, write_pmtiles};
+use crate::fixtures::write_one_tile_pmtiles;
 use crate::search::write_legacy_search_db;
 
 /// Writes a data directory the way the previous version left it: bookmarks with text and
@@ -55,13 +55,7 @@ pub fn write_old_grain(root: &Path, tiles: &[u8]) {
 async fn an_old_grain_keeps_its_bookmarks_tutorial_search_and_regions() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("florence.src");
-    write_pmtiles(
-        &source,
-        FLORENCE,
-        (0, 14),
-        &[(FLORENCE_Z10, mvt(&[("roads", &[])]))],
-        true,
-    );
+    write_one_tile_pmtiles(&source, "roads");
     let tiles = std::fs::read(&source).unwrap();
     let tiles_len = tiles.len();
     write_old_grain(dir.path(), &tiles);
