@@ -566,6 +566,43 @@ async fn a_queued_region_can_be_deleted_before_it_downloads() {
 }
 
 #[tokio::test]
+async fn a_region_deleted_mid_download_stops_and_leaves_nothing_behind() {
+    let out = tempfile::tempdir().unwrap();
+    pack(out.path(), "r", &["Somewhere"], 4096);
+    let parts = manifest(out.path())["r"]["files"].as_array().unwrap().len();
+    assert!(parts >= 4);
+    let map = MapServer::start(out.path()).await;
+    map.fail_next("r.tar.gz.02", &[Fault::Hold]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &map, &[]);
+    fetch_manifest(&server).await;
+    download(&server, "r").await;
+    server
+        .wait_for_status(WAIT, |s| {
+            s["in-progress"]["r"]["downloadDone"].as_u64() >= Some(1)
+        })
+        .await;
+    assert!(dir.path().join("big_tmp/r").exists(), "parts are on disk");
+    assert_eq!(
+        server
+            .post("/app/map-delete", &json!({"tile-id": "r"}))
+            .await
+            .status(),
+        200
+    );
+    map.release();
+    let status = server
+        .wait_for_status(WAIT, |s| {
+            s["in-progress"]["r"].is_null() && s["queued-for-deletion"] == json!([])
+        })
+        .await;
+    assert!(!done(&status, "r"));
+    assert!(!dir.path().join("big_tmp/r").exists());
+    assert!(!dir.path().join("tiles/r.pmtiles").exists());
+    assert!(titles(&server, "somewhere").await.is_empty());
+}
+
+#[tokio::test]
 async fn delete_all_removes_every_region_tiles_first() {
     let out = tempfile::tempdir().unwrap();
     pack(out.path(), "a", &["Alpha"], 100_000);
