@@ -6,7 +6,8 @@
 //! search or an import stayed behind in the arena of a thread that had since exited:
 //! idle memory varied between 9.6 and 11 MB from one run to the next, 8.6–8.9 MB with one
 //! arena (docs/performance.md). Small allocations still come from per-thread caches without
-//! a lock, so the serving loops do not queue on it.
+//! a lock; in the tiles benchmark the two serving loops' throughput and p99 with one arena
+//! could not be told apart from those with glibc's default (docs/performance.md, Tiles).
 
 /// Makes every thread allocate from the one main heap. Call before starting threads.
 pub fn use_one_heap() {
