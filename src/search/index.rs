@@ -152,8 +152,9 @@ impl SearchIndex {
     pub fn open(path: &Path) -> Result<SearchIndex> {
         let mut writer = open_writer(path)?;
         writer.execute_batch(SCHEMA)?;
-        migrate_earlier_tables(&mut writer)?;
-        release_writer(&mut writer, path);
+        if migrate_earlier_tables(&mut writer)? {
+            release_writer(&mut writer, path);
+        }
         Ok(SearchIndex {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -1051,8 +1052,9 @@ fn search_with(
 }
 
 /// Moves the rows of an earlier format into the index, in one transaction: an old grain's
-/// `locations` table, and the single `places` FTS table of earlier development builds.
-fn migrate_earlier_tables(conn: &mut Connection) -> Result<()> {
+/// `locations` table, and the single `places` FTS table of earlier development builds. True
+/// when there was something to move.
+fn migrate_earlier_tables(conn: &mut Connection) -> Result<bool> {
     let tables: Vec<String> = conn
         .prepare(
             "SELECT name FROM sqlite_master WHERE type = 'table'
@@ -1061,7 +1063,7 @@ fn migrate_earlier_tables(conn: &mut Connection) -> Result<()> {
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     if tables.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     tracing::info!("moving the search index of the previous version into the new format");
     let tx = conn.transaction()?;
@@ -1112,7 +1114,7 @@ fn migrate_earlier_tables(conn: &mut Connection) -> Result<()> {
     }
     tx.commit()?;
     tracing::info!("moved {moved} places into the new search index");
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
