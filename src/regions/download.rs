@@ -138,7 +138,7 @@ pub async fn download<F: Fetcher>(job: &Job<'_, F>) -> Result<Vec<PathBuf>, Stop
         .await
         .map_err(|e| Stop::Failed(format!("cannot create the download folder: {e}")))?;
     let verified = job.queue.verified_parts(job.id).map_err(Stop::from)?;
-    let indices: Vec<usize> = (0..job.entry.files.len()).collect();
+    let indices: Vec<usize> = (0..job.entry.parts.len()).collect();
     let mut parts = futures_util::stream::iter(indices)
         .map(|i| {
             let already = verified.get(&i).cloned();
@@ -157,7 +157,7 @@ pub async fn download<F: Fetcher>(job: &Job<'_, F>) -> Result<Vec<PathBuf>, Stop
     if let Some(stop) = first_failure {
         return Err(stop);
     }
-    Ok((0..job.entry.files.len())
+    Ok((0..job.entry.parts.len())
         .map(|i| part_path(job.dir, i))
         .collect())
 }
@@ -179,9 +179,9 @@ async fn fetch_part<F: Fetcher>(
         job.gate.ready(index);
         return Ok(());
     }
-    let expected_bytes = job.entry.bytes.as_ref().map(|b| b[index]);
-    let expected_sha = job.entry.sha256.as_ref().map(|s| s[index].clone());
-    let url = format!("{}{}", job.base_url, job.entry.files[index]);
+    let part = &job.entry.parts[index];
+    let (expected_bytes, expected_sha) = (part.bytes, part.sha256.clone());
+    let url = format!("{}{}", job.base_url, part.file);
     let mut last_error = String::new();
     for attempt in 0..MAX_ATTEMPTS {
         if let Some(stop) = job.stopped() {
@@ -251,7 +251,7 @@ async fn fetch_part<F: Fetcher>(
     Err(Stop::Failed(format!(
         "part {} of {} kept failing ({last_error}); try again later",
         index + 1,
-        job.entry.files.len()
+        job.entry.parts.len()
     )))
 }
 
@@ -272,7 +272,7 @@ async fn fetch_into<F: Fetcher>(
         .get(url, have)
         .await
         .map_err(FetchFailure::Fetch)?;
-    if job.entry.bytes.is_none()
+    if job.entry.total_bytes().is_none()
         && let Some(total) = fetched.total
     {
         check_room_by_estimate(job, total).map_err(FetchFailure::Stop)?;
@@ -328,7 +328,7 @@ fn check_room_by_estimate<F: Fetcher>(job: &Job<'_, F>, part_bytes: u64) -> Resu
     if job.room_checked.swap(true, Ordering::Relaxed) {
         return Ok(());
     }
-    let missing = (0..job.entry.files.len())
+    let missing = (0..job.entry.parts.len())
         .filter(|&i| !part_path(job.dir, i).exists())
         .count() as u64;
     disk::ensure_room(job.disk_root, part_bytes * missing * disk::INSTALL_FACTOR)

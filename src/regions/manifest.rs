@@ -10,11 +10,31 @@ use crate::tile_id::TileId;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegionEntry {
-    pub files: Vec<String>,
+    /// The package's parts, in the order they are concatenated.
+    pub parts: Vec<Part>,
     /// `[[south, west], [north, east]]` as the manifest gives it: `[lat, lng]` pairs.
     pub bounds: [[f64; 2]; 2],
-    pub sha256: Option<Vec<String>>,
-    pub bytes: Option<Vec<u64>>,
+}
+
+/// One file of a region's package, with what the region list promises about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// A plain file name under the base URL.
+    pub file: String,
+    /// Lower-case hex, when the region list gives checksums.
+    pub sha256: Option<String>,
+    /// The part's size, when the region list gives sizes.
+    pub bytes: Option<u64>,
+}
+
+impl RegionEntry {
+    /// The package's size, when the region list gives every part's size.
+    pub fn total_bytes(&self) -> Option<u64> {
+        self.parts
+            .iter()
+            .map(|p| p.bytes)
+            .try_fold(0u64, |sum, b| Some(sum.saturating_add(b?)))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -79,47 +99,44 @@ fn parse_entry(entry: &Value) -> Result<RegionEntry, String> {
     }
     let bounds =
         parse_bounds(entry.get("bounds")).ok_or("\"bounds\" is not [[lat, lng], [lat, lng]]")?;
-    let sha256 = match entry.get("sha256") {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            let list: Vec<String> = v
-                .as_array()
-                .ok_or("\"sha256\" is not a list")?
-                .iter()
-                .map(|h| {
-                    h.as_str()
-                        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-                        .map(str::to_ascii_lowercase)
-                        .ok_or("a \"sha256\" value is not 64 hex digits")
-                })
-                .collect::<Result<_, _>>()?;
-            if list.len() != files.len() {
-                return Err("\"sha256\" does not have one value per file".into());
-            }
-            Some(list)
-        }
+    let sha256 = optional_list(entry, "sha256", files.len(), |h| {
+        h.as_str()
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_ascii_lowercase)
+            .ok_or("a \"sha256\" value is not 64 hex digits")
+    })?;
+    let bytes = optional_list(entry, "bytes", files.len(), |b| {
+        b.as_u64().ok_or("a \"bytes\" value is not a whole number")
+    })?;
+    let (mut sha256, mut bytes) = (sha256.map(Vec::into_iter), bytes.map(Vec::into_iter));
+    let parts = files
+        .into_iter()
+        .map(|file| Part {
+            file,
+            sha256: sha256.as_mut().and_then(Iterator::next),
+            bytes: bytes.as_mut().and_then(Iterator::next),
+        })
+        .collect();
+    Ok(RegionEntry { parts, bounds })
+}
+
+/// An optional per-file list (`"sha256"`, `"bytes"`): absent, or one checked value per file.
+fn optional_list<T>(
+    entry: &Value,
+    key: &str,
+    files: usize,
+    item: impl Fn(&Value) -> Result<T, &'static str>,
+) -> Result<Option<Vec<T>>, String> {
+    let list = match entry.get(key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v.as_array().ok_or(format!("\"{key}\" is not a list"))?,
     };
-    let bytes = match entry.get("bytes") {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            let list: Vec<u64> = v
-                .as_array()
-                .ok_or("\"bytes\" is not a list")?
-                .iter()
-                .map(|b| b.as_u64().ok_or("a \"bytes\" value is not a whole number"))
-                .collect::<Result<_, _>>()?;
-            if list.len() != files.len() {
-                return Err("\"bytes\" does not have one value per file".into());
-            }
-            Some(list)
-        }
-    };
-    Ok(RegionEntry {
-        files,
-        bounds,
-        sha256,
-        bytes,
-    })
+    if list.len() != files {
+        return Err(format!("\"{key}\" does not have one value per file"));
+    }
+    Ok(Some(
+        list.iter().map(item).collect::<Result<_, _>>()?,
+    ))
 }
 
 fn parse_bounds(v: Option<&Value>) -> Option<[[f64; 2]; 2]> {
@@ -192,6 +209,16 @@ mod tests {
             m.regions.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             vec!["ok"]
         );
+        let ok = &m.regions[&TileId::parse("ok").unwrap()];
+        assert_eq!(
+            ok.parts,
+            vec![Part {
+                file: "ok.tar.gz.00".into(),
+                sha256: None,
+                bytes: Some(5)
+            }]
+        );
+        assert_eq!(ok.total_bytes(), Some(5));
         assert!(Manifest::parse(b"[1]").is_err());
         assert!(Manifest::parse(b"{").is_err());
     }

@@ -211,7 +211,7 @@ impl Regions {
             .get(id)
             .ok_or_else(|| Stop::Failed("this region is no longer in the region list".into()))?;
         let dir = self.layout.big_tmp_dir().join(id.as_str());
-        let known_bytes = entry.bytes.as_ref().map(|b| b.iter().sum::<u64>());
+        let known_bytes = entry.total_bytes();
         if let Some(bytes) = known_bytes {
             // The parts, the unpacked tiles and the search rows: about three times the parts.
             disk::ensure_room(
@@ -220,11 +220,11 @@ impl Regions {
             )
             .map_err(Stop::NoRoom)?;
         }
-        self.tracker.start(id, entry.files.len(), known_bytes);
+        self.tracker.start(id, entry.parts.len(), known_bytes);
         // The install unpacks each part as soon as it is verified, alongside the download.
-        let gate = Arc::new(gate::PartGate::new(entry.files.len()));
+        let gate = Arc::new(gate::PartGate::new(entry.parts.len()));
         let abandon = Arc::new(AtomicBool::new(false));
-        let parts: Vec<_> = (0..entry.files.len())
+        let parts: Vec<_> = (0..entry.parts.len())
             .map(|i| download::part_path(&dir, i))
             .collect();
         let installing = {
