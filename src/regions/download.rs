@@ -19,6 +19,7 @@ use super::disk;
 use super::fetcher::{FetchError, Fetcher};
 use super::gate::PartGate;
 use super::manifest::RegionEntry;
+use super::part_limit::PartLimit;
 use super::progress::Tracker;
 use super::queue::Queue;
 use crate::error::{DISK_FULL, is_disk_full};
@@ -199,7 +200,8 @@ async fn fetch_part<F: Fetcher>(
                 .acquire()
                 .await
                 .map_err(|_| Stop::Failed("downloads are shutting down".into()))?;
-            let result = fetch_into(job, &url, &path, have).await;
+            let limit = PartLimit::new(index, expected_bytes);
+            let result = fetch_into(job, &url, &path, have, limit).await;
             drop(permit);
             match result {
                 Ok(()) => {}
@@ -266,6 +268,7 @@ async fn fetch_into<F: Fetcher>(
     url: &str,
     path: &Path,
     have: u64,
+    limit: PartLimit,
 ) -> Result<(), FetchFailure> {
     let fetched = job
         .fetcher
@@ -298,6 +301,7 @@ async fn fetch_into<F: Fetcher>(
             .update(job.id, |p| p.bytes_done = p.bytes_done.saturating_sub(have));
     }
     let mut body = fetched.body;
+    let mut written = fetched.starts_at;
     while let Some(chunk) = body.next().await {
         if let Some(stop) = job.stopped() {
             // Nothing of this part may still be written once the download has returned.
@@ -311,8 +315,16 @@ async fn fetch_into<F: Fetcher>(
                 return Err(FetchFailure::Fetch(e));
             }
         };
-        file.write_all(&chunk).await.map_err(write_error)?;
         let n = chunk.len() as u64;
+        if let Err(stop) = limit.check(written, n) {
+            // The last write finishes before the oversized part is removed.
+            file.flush().await.map_err(write_error)?;
+            drop(file);
+            remove(path);
+            return Err(FetchFailure::Stop(stop));
+        }
+        written += n;
+        file.write_all(&chunk).await.map_err(write_error)?;
         job.tracker.update(job.id, |p| p.bytes_done += n);
     }
     file.flush().await.map_err(write_error)?;

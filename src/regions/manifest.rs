@@ -134,9 +134,7 @@ fn optional_list<T>(
     if list.len() != files {
         return Err(format!("\"{key}\" does not have one value per file"));
     }
-    Ok(Some(
-        list.iter().map(item).collect::<Result<_, _>>()?,
-    ))
+    Ok(Some(list.iter().map(item).collect::<Result<_, _>>()?))
 }
 
 fn parse_bounds(v: Option<&Value>) -> Option<[[f64; 2]; 2]> {

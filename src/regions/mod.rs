@@ -14,6 +14,7 @@ pub mod http;
 pub mod install;
 pub mod manifest;
 pub mod pack;
+pub mod part_limit;
 pub mod progress;
 pub mod queue;
 

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod fixtures;
 mod full_disk;
+mod hostile;
 mod mapserver;
 mod nginx;
 mod regions;

@@ -30,6 +30,8 @@ pub enum Fault {
     Corrupt,
     /// Wait until `release()` before answering.
     Hold,
+    /// Send the file, then zeros without end (no Content-Length), as a hostile server may.
+    Endless,
 }
 
 #[derive(Default)]
@@ -184,6 +186,18 @@ async fn serve(
             let mut r = Response::new(Body::from_stream(stream));
             *r.status_mut() = status;
             r.headers_mut().insert(header::CONTENT_LENGTH, len.into());
+            r
+        }
+        Some(Fault::Endless) => {
+            let zeros = bytes::Bytes::from(vec![0u8; 64 * 1024]);
+            let file = futures_util::stream::once(async move {
+                Ok::<_, std::io::Error>(bytes::Bytes::from(body_bytes))
+            });
+            let endless = futures_util::stream::repeat_with(move || Ok(zeros.clone()));
+            let mut r = Response::new(Body::from_stream(futures_util::StreamExt::chain(
+                file, endless,
+            )));
+            *r.status_mut() = status;
             r
         }
         _ => (status, body_bytes).into_response(),
