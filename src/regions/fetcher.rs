@@ -77,6 +77,7 @@ impl DirectFetcher {
                     .connect_timeout(Duration::from_secs(15))
                     // A stalled connection (no bytes for this long) is dropped and retried.
                     .read_timeout(Duration::from_secs(30))
+                    .redirect(same_origin_redirects())
                     .user_agent(concat!("desert-atlas/", env!("CARGO_PKG_VERSION")))
                     .build()
                     .map_err(|e| format!("cannot set up downloads: {e}"))
@@ -92,9 +93,21 @@ impl Fetcher for DirectFetcher {
         if from > 0 {
             request = request.header(RANGE, format!("bytes={from}-"));
         }
-        let response = request.send().await.map_err(|e| FetchError::Transient {
-            message: format!("could not reach the map server ({})", short(&e)),
-            retry_after: None,
+        let response = request.send().await.map_err(|e| {
+            if e.is_redirect() {
+                let target = std::error::Error::source(&e)
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default();
+                FetchError::Permanent(format!(
+                    "the map server redirected {} to another site{target}, which is not followed; check the map-data URL",
+                    file_name(url),
+                ))
+            } else {
+                FetchError::Transient {
+                    message: format!("could not reach the map server ({})", short(&e)),
+                    retry_after: None,
+                }
+            }
         })?;
         let status = response.status();
         let headers = response.headers();
@@ -164,6 +177,24 @@ impl Fetcher for DirectFetcher {
             body,
         })
     }
+}
+
+/// Redirects are followed only within the map server's own origin (scheme, host and port):
+/// an answer from elsewhere could become the region list or a part.
+pub(crate) fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        if first.origin() != attempt.url().origin() {
+            let error = format!("to {}", attempt.url().origin().ascii_serialization());
+            attempt.error(error)
+        } else if attempt.previous().len() > 5 {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// `bytes START-END/TOTAL` → (START, TOTAL if known).

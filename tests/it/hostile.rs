@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::mapserver::{Fault, MapServer};
 use crate::regions::{
-    done, download_until_failed, fetch_manifest, manifest, pack_sized, start, titles,
+    WAIT, done, download_until_failed, fetch_manifest, manifest, pack_sized, start, titles,
 };
 
 /// Removes the part sizes from the region list, as the public map-data server's lacks them.
@@ -87,4 +87,54 @@ async fn an_endless_part_without_a_declared_size_stops_at_the_ceiling() {
     let (status, error) = download_until_failed(&server, "endless").await;
     assert!(error.contains("grew past 3 MB"), "{error}");
     nothing_left_of(&server, &status, "endless", "endless").await;
+}
+
+#[tokio::test]
+async fn a_region_list_redirected_to_another_origin_is_refused() {
+    let out = tempfile::tempdir().unwrap();
+    pack_sized(out.path(), "real", &["Real Town"], 1_000_000, 1_000);
+    let elsewhere = tempfile::tempdir().unwrap();
+    pack_sized(elsewhere.path(), "evil", &["Evil Town"], 1_000_000, 1_000);
+    let map = MapServer::start(out.path()).await;
+    let evil = MapServer::start(elsewhere.path()).await;
+    map.fail_always(
+        "manifest.json",
+        Fault::Redirect(format!("{}manifest.json", evil.url)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &map, &[]);
+    assert_eq!(
+        server
+            .post("/app/download-manifest", &serde_json::json!({}))
+            .await
+            .status(),
+        200
+    );
+    let status = server
+        .wait_for_status(WAIT, |s| s["available-areas-status"] == "error")
+        .await;
+    let error = status["available-areas-error"].as_str().unwrap();
+    assert!(error.contains("another site"), "{error}");
+    assert!(error.contains(evil.url.trim_end_matches('/')), "{error}");
+    assert!(status["available-areas"].is_null());
+    assert_eq!(
+        evil.hits("manifest.json"),
+        0,
+        "the other origin was never asked"
+    );
+
+    // A redirect within the same origin is followed.
+    std::fs::copy(
+        out.path().join("manifest.json"),
+        out.path().join("moved.json"),
+    )
+    .unwrap();
+    map.fail_always(
+        "manifest.json",
+        Fault::Redirect(format!("{}moved.json", map.url)),
+    );
+    fetch_manifest(&server).await;
+    let status = server.get_json("/app/map-download-status").await;
+    assert!(status["available-areas"]["real"].is_array(), "{status}");
+    assert!(status["available-areas"]["evil"].is_null());
 }

@@ -30,6 +30,8 @@ pub enum Fault {
     Corrupt,
     /// Wait until `release()` before answering.
     Hold,
+    /// Answer 302 with this `Location`.
+    Redirect(String),
     /// Send the file, then zeros without end (no Content-Length), as a hostile server may.
     Endless,
 }
@@ -156,6 +158,9 @@ async fn serve(
         .filter(|s| *s < bytes.len());
     match fault {
         Some(Fault::Status(code)) => return StatusCode::from_u16(code).unwrap().into_response(),
+        Some(Fault::Redirect(to)) => {
+            return (StatusCode::FOUND, [(header::LOCATION, to)]).into_response();
+        }
         Some(Fault::TooManyRequests) => {
             return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")]).into_response();
         }
