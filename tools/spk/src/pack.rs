@@ -242,8 +242,15 @@ fn write_archive(root: &Node, limits: Limits, contents: &mut Contents) -> Result
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
-    // One segment for the whole archive where the sizes allow: content plus its bookkeeping.
-    let words = (source_bytes(root) / 8 + (1 << 17)).min(1 << 28) as u32;
+    let total = content_bytes(root, "", limits)?;
+    if total > limits.archive_bytes {
+        return Err(Error::invalid(format!(
+            "the package's files add up to {total} bytes; Sandstorm accepts at most {} bytes",
+            limits.archive_bytes
+        )));
+    }
+    // One segment for the whole archive: content plus its bookkeeping.
+    let words = (total / 8 + (1 << 17)) as u32;
     let mut message = Builder::new(HeapAllocator::new().first_segment_words(words));
     let mut seen = HashMap::new();
     {
@@ -260,16 +267,33 @@ fn write_archive(root: &Node, limits: Limits, contents: &mut Contents) -> Result
     Ok(capnp::serialize::write_message_to_words(&message))
 }
 
-/// Bytes of the regular files `node` names, for sizing the message.
-fn source_bytes(node: &Node) -> u64 {
-    let own = node
-        .source
-        .as_ref()
-        .and_then(|s| std::fs::symlink_metadata(s).ok())
-        .filter(|m| m.is_file())
-        .map_or(0, |m| m.len());
-    own + node.generated.as_ref().map_or(0, |g| g.len() as u64)
-        + node.children.values().map(source_bytes).sum::<u64>()
+/// The bytes of content under `node` (`path`), refusing any file over the limits before a byte
+/// is read.
+fn content_bytes(node: &Node, path: &str, limits: Limits) -> Result<u64> {
+    let mut total = node.generated.as_ref().map_or(0, |g| g.len() as u64);
+    if let Some(source) = &node.source {
+        let meta = std::fs::symlink_metadata(source).at(source)?;
+        if meta.is_file() {
+            if meta.len() > limits.file_bytes {
+                return Err(Error::invalid(format!(
+                    "{} (`{path}`): {} bytes; Sandstorm packages hold files of at most {} bytes",
+                    source.display(),
+                    meta.len(),
+                    limits.file_bytes
+                )));
+            }
+            total += meta.len();
+        }
+    }
+    for (name, child) in &node.children {
+        let sub = if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path}/{name}")
+        };
+        total += content_bytes(child, &sub, limits)?;
+    }
+    Ok(total)
 }
 
 struct Writer<'a> {

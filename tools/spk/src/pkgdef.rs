@@ -50,6 +50,8 @@ pub fn evaluate(path: &Path) -> Result<PackageDefinition> {
         .arg(schema_dir.path())
         .arg(path)
         .arg("pkgdef")
+        // kj warns when PWD is not the working directory (as under `cargo test`); let it ask.
+        .env_remove("PWD")
         .output()
         .map_err(|e| {
             Error::invalid(format!(

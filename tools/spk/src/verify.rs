@@ -67,7 +67,7 @@ pub fn open(spk: &[u8], limits: Limits) -> Result<Opened> {
         })?;
     if plain.len() as u64 > ceiling {
         return Err(Error::invalid(format!(
-            "the package unpacks to more than {} bytes, the most Sandstorm accepts",
+            "the package unpacks to more than {ceiling} bytes; Sandstorm accepts at most {} bytes",
             limits.archive_bytes
         )));
     }
@@ -81,7 +81,7 @@ pub fn open(spk: &[u8], limits: Limits) -> Result<Opened> {
     let (public_key, hash) = check_signature(&signature_message, archive_bytes)?;
     if archive_bytes.len() as u64 > limits.archive_bytes {
         return Err(Error::invalid(format!(
-            "the archive is {} bytes; Sandstorm accepts at most {}",
+            "the archive is {} bytes; Sandstorm accepts at most {} bytes",
             archive_bytes.len(),
             limits.archive_bytes
         )));
