@@ -15,6 +15,7 @@ pub mod layout;
 pub mod memory;
 pub mod quiet;
 pub mod regions;
+pub mod sandstorm;
 pub mod search;
 pub mod server;
 pub mod status;

@@ -23,9 +23,12 @@ use tower::util::MapRequestLayer;
 use crate::app::{AppState, router};
 use crate::bookmarks::BookmarkStore;
 use crate::cli::ServeConfig;
+use crate::grain::Mode;
 use crate::layout::Layout;
 use crate::quiet::{self, Activity};
 use crate::regions::Regions;
+use crate::regions::fetcher::{AnyFetcher, DirectFetcher};
+use crate::sandstorm::Powerbox;
 use crate::search::SearchIndex;
 use crate::tiles::TileStore;
 use crate::tutorial::TutorialStore;
@@ -135,6 +138,12 @@ fn serve_on(listener: std::net::TcpListener, app: axum::Router) -> Result<(), St
 }
 
 fn open_state(config: &ServeConfig, layout: Layout) -> crate::error::Result<Arc<AppState>> {
+    let grain = config.mode == Mode::Grain;
+    let powerbox = Powerbox::open(&layout, &config.map_data_url, grain);
+    let fetcher = match config.mode {
+        Mode::Grain => AnyFetcher::Bridge(powerbox.fetcher()),
+        Mode::Local => AnyFetcher::Direct(DirectFetcher::default()),
+    };
     Ok(Arc::new(AppState {
         mode: config.mode,
         assets: config.assets.clone(),
@@ -142,7 +151,8 @@ fn open_state(config: &ServeConfig, layout: Layout) -> crate::error::Result<Arc<
         tutorial: TutorialStore::open(&layout.tutorial_json())?,
         search: SearchIndex::open(&layout.search_db())?,
         tiles: TileStore::new(&layout),
-        regions: Regions::open(&layout, &config.map_data_url)?,
+        regions: Regions::open(&layout, &config.map_data_url, fetcher)?,
+        powerbox,
         layout,
     }))
 }
