@@ -14,6 +14,13 @@ pub enum ClaimError {
     Unreachable(String),
 }
 
+/// Everything but RFC 3986's unreserved characters is escaped in the session id.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 #[derive(Deserialize)]
 struct Claimed {
     cap: String,
@@ -27,8 +34,7 @@ pub async fn claim(
     request_token: &str,
 ) -> Result<String, ClaimError> {
     let client = proxy.client().map_err(ClaimError::Unreachable)?;
-    let session =
-        percent_encoding::utf8_percent_encode(session_id, percent_encoding::NON_ALPHANUMERIC);
+    let session = percent_encoding::utf8_percent_encode(session_id, PATH_SEGMENT);
     let url = format!("http://http-bridge/session/{session}/claim");
     let response = client
         .post(url)

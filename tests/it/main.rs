@@ -3,12 +3,14 @@
 
 mod basemap;
 mod bookmarks;
+mod bridge;
 mod cli;
 mod common;
 mod fixtures;
 mod full_disk;
 mod mapserver;
 mod nginx;
+mod powerbox;
 mod regions;
 mod search;
 mod tiles;

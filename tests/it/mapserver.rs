@@ -64,7 +64,11 @@ impl MapServer {
             inner: inner.clone(),
             gate: gate_rx,
         };
-        let app = Router::new().route("/{file}", get(serve)).with_state(state);
+        // Also under `/data/`: a map-data URL with a path, whose path must be kept.
+        let app = Router::new()
+            .route("/{file}", get(serve))
+            .route("/data/{file}", get(serve))
+            .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
