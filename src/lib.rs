@@ -13,6 +13,7 @@ pub mod error;
 pub mod grain;
 pub mod layout;
 pub mod memory;
+pub mod nginx;
 pub mod quiet;
 pub mod regions;
 pub mod sandstorm;

@@ -78,6 +78,11 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         listeners.push(first.try_clone().map_err(bind_error)?);
     }
     listeners.push(first);
+    // nginx once the port is bound, so its first request finds the server listening.
+    let nginx = match &config.start_nginx {
+        Some(conf) => Some(crate::nginx::Nginx::start(conf, &config.data_dir)?),
+        None => None,
+    };
     let state = open_state(&config, layout).map_err(|e| e.to_string())?;
     state.tiles.refresh().await;
     eprintln!("desert-atlas: listening on http://{addr}");
@@ -93,7 +98,13 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         activity.touch();
         request
     }));
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(listeners.len());
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(listeners.len() + 1);
+    if let Some(nginx) = nginx {
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let _ = done.send(nginx.supervise(shutdown_signal()).await).await;
+        });
+    }
     for (i, listener) in listeners.into_iter().enumerate() {
         let (app, done) = (app.clone(), done_tx.clone());
         std::thread::Builder::new()
@@ -104,7 +115,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             .map_err(|e| format!("cannot start a serving thread: {e}"))?;
     }
     drop(done_tx);
-    // Every loop stops on the same signal; a loop that fails stops the process.
+    // Every loop (and nginx) stops on the same signal; one that fails stops the process.
     while let Some(result) = done_rx.recv().await {
         result?;
     }
