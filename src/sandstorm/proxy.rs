@@ -53,11 +53,18 @@ impl BridgeProxy {
                     .map_err(|e| format!("the grain's HTTP_PROXY ({url}) is not usable: {e}"))?;
                 reqwest::Client::builder()
                     .proxy(proxy)
+                    // Only plain HTTP goes to the bridge, so no trust roots: the grain has no
+                    // certificate store, and the system verifier fails to start without one.
+                    .tls_certs_only([])
                     .connect_timeout(Duration::from_secs(15))
                     .read_timeout(Duration::from_secs(30))
                     .user_agent(concat!("desert-atlas/", env!("CARGO_PKG_VERSION")))
                     .build()
-                    .map_err(|e| format!("cannot set up requests through the bridge: {e}"))
+                    .map_err(|e| {
+                        use std::error::Error;
+                        let cause = e.source().map(|c| format!(" ({c})")).unwrap_or_default();
+                        format!("cannot set up requests through the bridge: {e}{cause}")
+                    })
             })
             .as_ref()
             .map_err(Clone::clone)

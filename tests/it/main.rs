@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod fixtures;
 mod full_disk;
+mod grain;
 mod launcher;
 mod mapserver;
 mod nginx;
