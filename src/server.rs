@@ -27,7 +27,6 @@ use crate::grain::Mode;
 use crate::layout::Layout;
 use crate::quiet::{self, Activity};
 use crate::regions::Regions;
-use crate::regions::fetcher::{AnyFetcher, DirectFetcher};
 use crate::sandstorm::Powerbox;
 use crate::search::SearchIndex;
 use crate::tiles::TileStore;
@@ -151,10 +150,7 @@ fn serve_on(listener: std::net::TcpListener, app: axum::Router) -> Result<(), St
 fn open_state(config: &ServeConfig, layout: Layout) -> crate::error::Result<Arc<AppState>> {
     let grain = config.mode == Mode::Grain;
     let powerbox = Powerbox::open(&layout, &config.map_data_url, grain);
-    let fetcher = match config.mode {
-        Mode::Grain => AnyFetcher::Bridge(powerbox.fetcher()),
-        Mode::Local => AnyFetcher::Direct(DirectFetcher::default()),
-    };
+    let fetcher = powerbox.fetcher();
     Ok(Arc::new(AppState {
         mode: config.mode,
         assets: config.assets.clone(),

@@ -21,9 +21,9 @@ pub async fn descriptor(State(state): State<SharedState>) -> Json<Value> {
 }
 
 /// Whether downloads can reach the map-data server: always outside Sandstorm, else when the
-/// grain holds an access token the bridge has not refused.
+/// grain holds an access token the bridge has not refused (or needs none).
 pub fn connected(state: &SharedState) -> bool {
-    state.mode == Mode::Local || state.powerbox.tokens.connected()
+    state.powerbox.connected()
 }
 
 #[derive(Deserialize)]

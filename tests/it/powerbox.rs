@@ -23,16 +23,28 @@ fn start_grain(dir: &Path, map: &MapServer, proxy: Option<&str>) -> TestServer {
     TestServer::start_with(
         dir,
         Options {
-            extra_args: vec!["--map-data-url".into(), format!("{}data/", map.url)],
+            extra_args: vec!["--map-data-url".into(), map_data_url(map)],
             env,
             ..Default::default()
         },
     )
 }
 
-/// The map server's origin, as the descriptor names it and the bridge grants it.
+/// The map server's origin, as the bridge grants it (it forwards requests there).
 fn origin(map: &MapServer) -> String {
     map.url.trim_end_matches('/').to_string()
+}
+
+/// The grain's map-data URL: a name, not loopback (a loopback server is fetched directly, as
+/// the bridge's `no_proxy` says), with a path. The bridge routes by token, so the name need
+/// not resolve.
+fn map_data_url(map: &MapServer) -> String {
+    format!("http://{}/data/", public_host(map))
+}
+
+fn public_host(map: &MapServer) -> String {
+    let port = map.url.trim_end_matches('/').rsplit(':').next().unwrap();
+    format!("map-data.test:{port}")
 }
 
 async fn claim(server: &TestServer, token: &str) -> reqwest::Response {
@@ -127,7 +139,7 @@ async fn the_descriptor_decodes_with_capnp_as_an_api_session_for_the_map_servers
     .unwrap();
     let text = decode(check.path(), "check.capnp", "Descriptor");
     assert!(
-        text.contains(&format!("canonicalUrl = \"{}\"", origin(&map))),
+        text.contains(&format!("canonicalUrl = \"http://{}\"", public_host(&map))),
         "canonicalUrl is the map server's origin: {text}"
     );
 }
@@ -173,7 +185,7 @@ async fn a_claimed_token_downloads_through_the_bridge_and_survives_a_restart() {
         .filter(|s| s.method == "GET")
         .collect();
     assert!(fetches.len() > 2);
-    let host = map.url.trim_start_matches("http://").trim_end_matches('/');
+    let host = public_host(&map);
     for fetch in &fetches {
         assert!(
             fetch.target.starts_with(&format!("http://{host}/data/")),
@@ -381,6 +393,30 @@ async fn without_http_proxy_the_log_and_the_region_list_say_so() {
             .contains("HTTP_PROXY"),
         "{status:#}"
     );
+}
+
+#[tokio::test]
+async fn a_map_server_on_loopback_is_fetched_directly_without_a_grant() {
+    let out = tempfile::tempdir().unwrap();
+    pack_sized(out.path(), "r", &["Loopton"], 8192, 1000);
+    let map = MapServer::start(out.path()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(
+        dir.path(),
+        Options {
+            extra_args: vec!["--map-data-url".into(), format!("{}data/", map.url)],
+            ..Default::default()
+        },
+    );
+    assert_eq!(server.get_json("/app/powerbox").await["connected"], true);
+    request_manifest(&server).await;
+    assert_eq!(
+        wait_for_region_list(&server).await["available-areas-status"],
+        ""
+    );
+    download(&server, "r").await;
+    server.wait_for_status(WAIT, |s| done(s, "r")).await;
+    assert_eq!(titles(&server, "loopton").await, vec!["Loopton"]);
 }
 
 #[tokio::test]
