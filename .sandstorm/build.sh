@@ -6,3 +6,5 @@ cd /opt/app
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/build-assets
 cargo build --release --locked
+# What the package holds: the binary, nginx and their libraries, the assets, the nginx config.
+scripts/file-list

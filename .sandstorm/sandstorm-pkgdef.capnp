@@ -52,7 +52,6 @@ const pkgdef :Spk.PackageDefinition = (
     "opt/app/build/assets/web",
     "opt/app/build/assets/base-map",
     "opt/app/nginx/nginx.conf",
-    "opt/app/.sandstorm/launcher.sh",
   ],
 
   bridgeConfig = (
@@ -89,7 +88,10 @@ const pkgdef :Spk.PackageDefinition = (
 );
 
 const grainCommand :Spk.Manifest.Command = (
-  argv = ["/sandstorm-http-bridge", "8003", "--", "/opt/app/.sandstorm/launcher.sh"],
+  # The server binds its port, then starts nginx (port 8003) and lives and dies with it: no shell.
+  argv = ["/sandstorm-http-bridge", "8003", "--",
+          "/opt/app/target/release/desert-atlas", "serve",
+          "--start-nginx", "/opt/app/nginx/nginx.conf"],
   environ = [
     (key = "PATH", value = "/usr/local/bin:/usr/bin:/bin"),
     (key = "SANDSTORM", value = "1"),

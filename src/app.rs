@@ -16,10 +16,11 @@ use crate::error::AppError;
 use crate::grain::Mode;
 use crate::layout::Layout;
 use crate::regions::Regions;
+use crate::sandstorm::Powerbox;
 use crate::search::SearchIndex;
 use crate::tiles::TileStore;
 use crate::tutorial::TutorialStore;
-use crate::{bookmarks, regions, search, status, tiles, tutorial};
+use crate::{bookmarks, regions, sandstorm, search, status, tiles, tutorial};
 
 /// Request bodies are small JSON objects; anything larger is refused before it is read.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub search: SearchIndex,
     pub tiles: TileStore,
     pub regions: Regions,
+    pub powerbox: Powerbox,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -52,6 +54,8 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/app/download-map", post(regions::http::download))
         .route("/app/map-delete", post(regions::http::delete))
+        .route("/app/powerbox", get(sandstorm::http::descriptor))
+        .route("/app/powerbox-claim", post(sandstorm::http::claim))
         .route("/app/tutorial-mode", post(tutorial::http::set_mode))
         .route("/app-go/tutorial-mode", post(tutorial::http::set_mode))
         .route("/tiles/tiles.json", get(tiles::http::tilejson))

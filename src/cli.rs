@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// build/assets under the current dir with --local, /opt/app/build/assets in a grain).
     #[arg(long)]
     pub assets: Option<PathBuf>,
+    /// Start nginx with this config once the port is bound, and live and die with it (the
+    /// grain's launcher).
+    #[arg(long, value_name = "NGINX_CONF")]
+    pub start_nginx: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,6 +90,7 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub map_data_url: String,
     pub assets: PathBuf,
+    pub start_nginx: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -125,6 +130,7 @@ impl ServeArgs {
             data_dir,
             map_data_url: self.map_data_url,
             assets,
+            start_nginx: self.start_nginx,
         })
     }
 }
@@ -169,6 +175,7 @@ mod tests {
             data_dir: Some("/tmp/x".into()),
             map_data_url: DEFAULT_MAP_DATA_URL.into(),
             assets: None,
+            start_nginx: None,
         }
     }
 

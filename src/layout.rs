@@ -90,6 +90,17 @@ impl Layout {
         self.root.join(format!("manifest.{version}.json"))
     }
 
+    /// The access token to the map-data server, claimed through the Powerbox (new in the Rust
+    /// version).
+    pub fn powerbox_token(&self) -> PathBuf {
+        self.data_dir().join("powerbox-token.json")
+    }
+
+    /// The old package's outbound proxy database; its token is adopted on first start.
+    pub fn old_proxy_db(&self) -> PathBuf {
+        self.root.join("powerbox-http-proxy.db")
+    }
+
     pub fn big_tmp_dir(&self) -> PathBuf {
         self.root.join("big_tmp")
     }

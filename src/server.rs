@@ -23,9 +23,11 @@ use tower::util::MapRequestLayer;
 use crate::app::{AppState, router};
 use crate::bookmarks::BookmarkStore;
 use crate::cli::ServeConfig;
+use crate::grain::Mode;
 use crate::layout::Layout;
 use crate::quiet::{self, Activity};
 use crate::regions::Regions;
+use crate::sandstorm::Powerbox;
 use crate::search::SearchIndex;
 use crate::tiles::TileStore;
 use crate::tutorial::TutorialStore;
@@ -75,6 +77,11 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         listeners.push(first.try_clone().map_err(bind_error)?);
     }
     listeners.push(first);
+    // nginx once the port is bound, so its first request finds the server listening.
+    let nginx = match &config.start_nginx {
+        Some(conf) => Some(crate::nginx::Nginx::start(conf, &config.data_dir)?),
+        None => None,
+    };
     let state = open_state(&config, layout).map_err(|e| e.to_string())?;
     state.tiles.refresh().await;
     eprintln!("desert-atlas: listening on http://{addr}");
@@ -90,7 +97,13 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         activity.touch();
         request
     }));
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(listeners.len());
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(listeners.len() + 1);
+    if let Some(nginx) = nginx {
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let _ = done.send(nginx.supervise(shutdown_signal()).await).await;
+        });
+    }
     for (i, listener) in listeners.into_iter().enumerate() {
         let (app, done) = (app.clone(), done_tx.clone());
         std::thread::Builder::new()
@@ -101,7 +114,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             .map_err(|e| format!("cannot start a serving thread: {e}"))?;
     }
     drop(done_tx);
-    // Every loop stops on the same signal; a loop that fails stops the process.
+    // Every loop (and nginx) stops on the same signal; one that fails stops the process.
     while let Some(result) = done_rx.recv().await {
         result?;
     }
@@ -135,6 +148,9 @@ fn serve_on(listener: std::net::TcpListener, app: axum::Router) -> Result<(), St
 }
 
 fn open_state(config: &ServeConfig, layout: Layout) -> crate::error::Result<Arc<AppState>> {
+    let grain = config.mode == Mode::Grain;
+    let powerbox = Powerbox::open(&layout, &config.map_data_url, grain);
+    let fetcher = powerbox.fetcher();
     Ok(Arc::new(AppState {
         mode: config.mode,
         assets: config.assets.clone(),
@@ -142,7 +158,8 @@ fn open_state(config: &ServeConfig, layout: Layout) -> crate::error::Result<Arc<
         tutorial: TutorialStore::open(&layout.tutorial_json())?,
         search: SearchIndex::open(&layout.search_db())?,
         tiles: TileStore::new(&layout),
-        regions: Regions::open(&layout, &config.map_data_url)?,
+        regions: Regions::open(&layout, &config.map_data_url, fetcher)?,
+        powerbox,
         layout,
     }))
 }

@@ -13,5 +13,6 @@ pub async fn get(State(state): State<SharedState>, caller: Caller) -> Result<Jso
     let mut body = state.regions.status_json();
     body["tutorial-mode"] = json!(state.tutorial.mode_for(&caller).await?);
     body["permissions"] = json!(caller.permission_names());
+    body["connected"] = json!(crate::sandstorm::http::connected(&state));
     Ok(Json(body))
 }

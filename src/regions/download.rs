@@ -43,6 +43,9 @@ pub enum Stop {
     /// message is for the user. Its partial download is removed rather than kept for a
     /// retry: it holds space the grain needs.
     NoRoom(String),
+    /// The grain may not reach the map-data server (no access token, or the grant was
+    /// revoked); `key` tells the page to ask the user. Not retried.
+    Access { key: &'static str, message: String },
 }
 
 /// A failure of the grain's own storage (recording progress in the queue, say).
@@ -208,6 +211,9 @@ async fn fetch_part<F: Fetcher>(
                 Err(FetchFailure::Stop(stop)) => return Err(stop),
                 Err(FetchFailure::Fetch(FetchError::Permanent(message))) => {
                     return Err(Stop::Failed(message));
+                }
+                Err(FetchFailure::Fetch(FetchError::Access { key, message })) => {
+                    return Err(Stop::Access { key, message });
                 }
                 Err(FetchFailure::Fetch(FetchError::Transient {
                     message,

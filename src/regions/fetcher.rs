@@ -1,8 +1,9 @@
 //! Getting bytes from the map-data server, behind a trait.
 //!
-//! Local mode fetches directly; a grain will fetch through the Sandstorm bridge's proxy with a
-//! Powerbox token. The download logic only sees `Fetcher`, so it is tested once, against a
-//! local server. Failures come back classified: worth retrying or not.
+//! Local mode fetches directly; a grain fetches through the Sandstorm bridge's proxy with a
+//! Powerbox token ([`crate::sandstorm::BridgeFetcher`]); [`AnyFetcher`] is the one the mode
+//! chose. The download logic only sees `Fetcher`, so it is tested once, against a local
+//! server. Failures come back classified: worth retrying, not, or needing the user's grant.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -24,14 +25,28 @@ pub enum FetchError {
     },
     /// A 404, a 403 or anything else that will not change by asking again.
     Permanent(String),
+    /// The grain may not reach the map-data server: it holds no access token, or the user
+    /// revoked the grant. Never retried; `key` (`access-needed`, `access-withdrawn`) tells
+    /// the page to ask the user for access.
+    Access { key: &'static str, message: String },
+}
+
+impl FetchError {
+    /// The status key of an access failure, for the page to act on.
+    pub fn access_key(&self) -> Option<&'static str> {
+        match self {
+            FetchError::Access { key, .. } => Some(key),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for FetchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FetchError::Transient { message, .. } | FetchError::Permanent(message) => {
-                f.write_str(message)
-            }
+            FetchError::Transient { message, .. }
+            | FetchError::Permanent(message)
+            | FetchError::Access { message, .. } => f.write_str(message),
         }
     }
 }
@@ -89,94 +104,121 @@ impl DirectFetcher {
 
 impl Fetcher for DirectFetcher {
     async fn get(&self, url: &str, from: u64) -> Result<Fetched, FetchError> {
-        let mut request = self.client()?.get(url);
-        if from > 0 {
-            request = request.header(RANGE, format!("bytes={from}-"));
-        }
-        let response = request.send().await.map_err(|e| {
-            if e.is_redirect() {
-                let target = std::error::Error::source(&e)
-                    .map(|s| format!(" ({s})"))
-                    .unwrap_or_default();
-                FetchError::Permanent(format!(
-                    "the map server redirected {} to another site{target}, which is not followed; check the map-data URL",
-                    file_name(url),
-                ))
-            } else {
-                FetchError::Transient {
-                    message: format!("could not reach the map server ({})", short(&e)),
-                    retry_after: None,
-                }
-            }
-        })?;
-        let status = response.status();
-        let headers = response.headers();
-        let retry_after = headers
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let length = headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let (starts_at, total) = match status {
-            StatusCode::OK => (0, length),
-            StatusCode::PARTIAL_CONTENT => {
-                let range = headers
-                    .get(CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_content_range);
-                match range {
-                    Some((start, total)) if start == from => (start, total),
-                    _ => {
-                        return Err(FetchError::Transient {
-                            message: "the map server answered a different byte range".into(),
-                            retry_after: None,
-                        });
-                    }
-                }
-            }
-            s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => {
-                return Err(FetchError::Transient {
-                    message: format!("the map server is busy or failing ({s})"),
-                    retry_after,
-                });
-            }
-            StatusCode::NOT_FOUND => {
-                return Err(FetchError::Permanent(format!(
-                    "the map server does not have {} (404); the region list may be out of date: fetch it again",
-                    file_name(url)
-                )));
-            }
-            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => {
-                return Err(FetchError::Permanent(format!(
-                    "the map server refused access to {} ({status})",
-                    file_name(url)
-                )));
-            }
-            s => {
-                return Err(FetchError::Permanent(format!(
-                    "the map server answered {s} for {}",
-                    file_name(url)
-                )));
-            }
-        };
-        let body = response
-            .bytes_stream()
-            .map(|chunk| {
-                chunk.map_err(|e| FetchError::Transient {
-                    message: format!("the download was cut off ({})", short(&e)),
-                    retry_after: None,
-                })
-            })
-            .boxed();
-        Ok(Fetched {
-            starts_at,
-            total,
-            body,
-        })
+        let response = send(self.client()?.get(url), from).await?;
+        answer(response, url, from)
     }
+}
+
+/// The fetcher the mode chose: straight to the map-data server, or through the bridge.
+pub enum AnyFetcher {
+    Direct(DirectFetcher),
+    Bridge(crate::sandstorm::BridgeFetcher),
+}
+
+impl Fetcher for AnyFetcher {
+    async fn get(&self, url: &str, from: u64) -> Result<Fetched, FetchError> {
+        match self {
+            AnyFetcher::Direct(f) => f.get(url, from).await,
+            AnyFetcher::Bridge(f) => f.get(url, from).await,
+        }
+    }
+}
+
+/// Sends `request`, asking for the bytes from `from` on when `from > 0`.
+pub async fn send(
+    mut request: reqwest::RequestBuilder,
+    from: u64,
+) -> Result<reqwest::Response, FetchError> {
+    if from > 0 {
+        request = request.header(RANGE, format!("bytes={from}-"));
+    }
+    request.send().await.map_err(|e| {
+        if e.is_redirect() {
+            let target = std::error::Error::source(&e)
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            FetchError::Permanent(format!(
+                "the map server redirected {} to another site{target}, which is not followed; check the map-data URL",
+                e.url().map_or("a file", |u| file_name(u.as_str())),
+            ))
+        } else {
+            FetchError::Transient {
+                message: format!("could not reach the map server ({})", short(&e)),
+                retry_after: None,
+            }
+        }
+    })
+}
+
+/// Classifies the answer to a GET of `url` from byte `from`: its body to read, or why not.
+pub fn answer(response: reqwest::Response, url: &str, from: u64) -> Result<Fetched, FetchError> {
+    let status = response.status();
+    let headers = response.headers();
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let length = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let (starts_at, total) = match status {
+        StatusCode::OK => (0, length),
+        StatusCode::PARTIAL_CONTENT => {
+            let range = headers
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_content_range);
+            match range {
+                Some((start, total)) if start == from => (start, total),
+                _ => {
+                    return Err(FetchError::Transient {
+                        message: "the map server answered a different byte range".into(),
+                        retry_after: None,
+                    });
+                }
+            }
+        }
+        s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => {
+            return Err(FetchError::Transient {
+                message: format!("the map server is busy or failing ({s})"),
+                retry_after,
+            });
+        }
+        StatusCode::NOT_FOUND => {
+            return Err(FetchError::Permanent(format!(
+                "the map server does not have {} (404); the region list may be out of date: fetch it again",
+                file_name(url)
+            )));
+        }
+        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => {
+            return Err(FetchError::Permanent(format!(
+                "the map server refused access to {} ({status})",
+                file_name(url)
+            )));
+        }
+        s => {
+            return Err(FetchError::Permanent(format!(
+                "the map server answered {s} for {}",
+                file_name(url)
+            )));
+        }
+    };
+    let body = response
+        .bytes_stream()
+        .map(|chunk| {
+            chunk.map_err(|e| FetchError::Transient {
+                message: format!("the download was cut off ({})", short(&e)),
+                retry_after: None,
+            })
+        })
+        .boxed();
+    Ok(Fetched {
+        starts_at,
+        total,
+        body,
+    })
 }
 
 /// Redirects are followed only within the map server's own origin (scheme, host and port):

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
 
 use self::download::{CancelFlag, Stop};
-use self::fetcher::{DirectFetcher, FetchError, Fetcher};
+use self::fetcher::{AnyFetcher, FetchError, Fetcher};
 use self::manifest::Manifest;
 use self::progress::{Progress, Tracker};
 use self::queue::{Action, Queue};
@@ -45,6 +45,9 @@ const CONNECTIONS: usize = 4;
 struct ManifestState {
     status: &'static str,
     error: Option<String>,
+    /// `access-needed` or `access-withdrawn` when the map-data server could not be reached
+    /// for want of the user's grant (grain mode).
+    error_key: Option<&'static str>,
 }
 
 pub struct Regions {
@@ -52,7 +55,7 @@ pub struct Regions {
     base_url: String,
     version: String,
     queue: Queue,
-    fetcher: DirectFetcher,
+    fetcher: AnyFetcher,
     manifest: RwLock<Option<Arc<Manifest>>>,
     manifest_state: Mutex<ManifestState>,
     tracker: Tracker,
@@ -63,7 +66,7 @@ pub struct Regions {
 }
 
 impl Regions {
-    pub fn open(layout: &Layout, map_data_url: &str) -> Result<Regions> {
+    pub fn open(layout: &Layout, map_data_url: &str, fetcher: AnyFetcher) -> Result<Regions> {
         let base_url = if map_data_url.ends_with('/') {
             map_data_url.to_string()
         } else {
@@ -79,7 +82,7 @@ impl Regions {
             base_url,
             version,
             queue: Queue::open(&layout.regions_db())?,
-            fetcher: DirectFetcher::default(),
+            fetcher,
             manifest: RwLock::new(cached),
             manifest_state: Mutex::new(ManifestState::default()),
             tracker: Tracker::default(),
@@ -185,6 +188,22 @@ impl Regions {
                 if let Err(e) = self.queue.fail(id, &message) {
                     tracing::error!("region {id}: {e}");
                 }
+            }
+            Err(Stop::Access { key, message }) => {
+                tracing::warn!("region {id}: {message}");
+                self.tracker.fail(id, &message);
+                self.tracker.update(id, |p| p.error_key = Some(key));
+                if let Err(e) = self.queue.fail(id, &message) {
+                    tracing::error!("region {id}: {e}");
+                }
+                *self
+                    .manifest_state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = ManifestState {
+                    status: "error",
+                    error: Some(message),
+                    error_key: Some(key),
+                };
             }
             Err(Stop::Failed(message)) => {
                 tracing::error!("region {id} failed: {message}");
@@ -420,6 +439,7 @@ impl Regions {
             *m = ManifestState {
                 status: "started",
                 error: None,
+                error_key: None,
             };
         }
         tokio::spawn(async move {
@@ -434,29 +454,30 @@ impl Regions {
                     tracing::info!("region list fetched: {count} regions");
                     ManifestState::default()
                 }
-                Err(message) => {
-                    tracing::error!("region list: {message}");
+                Err(e) => {
+                    tracing::error!("region list: {e}");
                     ManifestState {
                         status: "error",
-                        error: Some(message),
+                        error: Some(e.to_string()),
+                        error_key: e.access_key(),
                     }
                 }
             };
         });
     }
 
-    async fn fetch_manifest(&self) -> std::result::Result<usize, String> {
+    async fn fetch_manifest(&self) -> std::result::Result<usize, FetchError> {
         let url = format!("{}manifest.json", self.base_url);
         let mut last = String::new();
         for attempt in 0..3u32 {
             match self.fetch_manifest_once(&url).await {
                 Ok(n) => return Ok(n),
-                Err(FetchError::Permanent(m)) => return Err(m),
                 Err(FetchError::Transient { message, .. }) => last = message,
+                Err(e) => return Err(e),
             }
             tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
         }
-        Err(format!("{last}; try again later"))
+        Err(FetchError::Permanent(format!("{last}; try again later")))
     }
 
     async fn fetch_manifest_once(&self, url: &str) -> std::result::Result<usize, FetchError> {
@@ -573,6 +594,7 @@ impl Regions {
             "available-areas": self.manifest().map(|m| m.areas_json()),
             "available-areas-status": manifest_state.status,
             "available-areas-error": manifest_state.error,
+            "available-areas-error-key": manifest_state.error_key,
             "in-progress": in_progress
                 .into_iter()
                 .map(|(id, p)| (id.to_string(), json!(p)))

@@ -23,6 +23,10 @@ pub struct Progress {
     /// "downloading", "installing" or "failed".
     pub phase: &'static str,
     pub error: Option<String>,
+    /// `access-needed` or `access-withdrawn` when the download failed for want of the user's
+    /// grant to the map-data server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_key: Option<&'static str>,
     #[serde(skip)]
     started: Instant,
 }
@@ -40,6 +44,7 @@ impl Progress {
             bytes_per_second: 0,
             phase: "downloading",
             error: None,
+            error_key: None,
             started: Instant::now(),
         }
     }

@@ -3,13 +3,17 @@
 
 mod basemap;
 mod bookmarks;
+mod bridge;
 mod cli;
 mod common;
 mod fixtures;
 mod full_disk;
 mod hostile;
+mod grain;
+mod launcher;
 mod mapserver;
 mod nginx;
+mod powerbox;
 mod regions;
 mod search;
 mod tiles;

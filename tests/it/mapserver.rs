@@ -68,7 +68,11 @@ impl MapServer {
             inner: inner.clone(),
             gate: gate_rx,
         };
-        let app = Router::new().route("/{file}", get(serve)).with_state(state);
+        // Also under any folder (`/data/file`): a map-data URL with a path, as the public
+        // server's, whose path must be kept.
+        let app = Router::new()
+            .route("/{*path}", get(serve_nested))
+            .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -129,6 +133,16 @@ impl Drop for MapServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A file, maybe under a folder: served as the file of that name.
+async fn serve_nested(
+    state: State<ServerState>,
+    UrlPath(path): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let file = path.rsplit('/').next().unwrap_or_default().to_string();
+    serve(state, UrlPath(file), headers).await
 }
 
 async fn serve(
