@@ -11,6 +11,8 @@ mod mapserver;
 mod nginx;
 mod regions;
 mod search;
+mod shutdown;
+mod stalls;
 mod tiles;
 mod tutorial;
 mod upgrade;
