@@ -242,7 +242,8 @@ async fn download_and_install(
     let installed = installed
         .map_err(|e| Stop::Failed(format!("the install stopped unexpectedly: {e}")))
         .and_then(|r| r);
-    if stop.is_cancelled() {
+    // An install that got as far as its marker counts, whatever came meanwhile.
+    if installed.is_err() && stop.is_cancelled() {
         return Err(Stop::Cancelled);
     }
     // A failed install stops the download; otherwise the download's own failure is why.

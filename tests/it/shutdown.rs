@@ -89,3 +89,41 @@ async fn a_request_in_flight_at_sigterm_is_answered() {
     server.stop();
     assert!(asking.await.unwrap() > 0);
 }
+
+#[tokio::test]
+async fn a_restart_removes_every_trace_of_an_install_cut_off_before_its_marker() {
+    let out = tempfile::tempdir().unwrap();
+    pack_sized(out.path(), "r", &["Somewhere"], 100_000, 1000);
+    let map = MapServer::start(out.path()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &map, &[]);
+    fetch_manifest(&server).await;
+    download(&server, "r").await;
+    server.wait_for_status(WAIT, |s| done(s, "r")).await;
+    let data = server.stop();
+    // As if the machine died once the rows were in, before the tiles were renamed into place
+    // and the marker written.
+    std::fs::remove_file(data.join("search_imported/r")).unwrap();
+    std::fs::create_dir_all(data.join("big_tmp/r")).unwrap();
+    std::fs::rename(
+        data.join("tiles/r.pmtiles"),
+        data.join("big_tmp/r/tiles.pmtiles.tmp"),
+    )
+    .unwrap();
+    let server = start(&data, &map, &[]);
+    let status = server.get_json("/app/map-download-status").await;
+    assert!(!done(&status, "r"));
+    assert_eq!(server.get("/tiles/r.pmtiles").await.status(), 404);
+    // The clean-up runs in the background, right after start.
+    let deadline = std::time::Instant::now() + WAIT;
+    while data.join("big_tmp/r").exists()
+        || !crate::regions::titles(&server, "somewhere")
+            .await
+            .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!data.join("tiles/r.pmtiles").exists());
+    server.stop();
+}
