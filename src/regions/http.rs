@@ -70,18 +70,21 @@ fn tile_id(req: &RegionRequest) -> Result<TileId> {
 
 /// The download part of the status answer (CONTRACT §2).
 pub async fn status_json(regions: &Regions) -> Result<Value> {
-    let shared = regions.shared.clone();
-    let (jobs, installed) = crate::task::blocking(move || {
-        Ok((shared.queue.jobs()?, shared.layout.installed_regions()))
-    })
-    .await?;
     let shared = &regions.shared;
+    // Read in the order work moves through them (running, then progress, then the queue,
+    // then the map), so that a region finishing meanwhile is seen in one place or the next,
+    // never in none and never queued again.
+    let running = shared.running().clone();
+    let mut in_progress = shared.tracker.snapshot();
+    let queue = shared.queue.clone();
+    let jobs = crate::task::blocking(move || queue.jobs()).await?;
+    // Done is what the map serves: the tile store takes in a region once its marker is
+    // written and lets it go, after its marker is removed, in one swap.
+    let installed = shared.tiles.installed();
     let (list_status, list_error) = {
         let fetching = shared.region_list.lock().unwrap_or_else(|e| e.into_inner());
         (fetching.status, fetching.error.clone())
     };
-    let running = shared.running().clone();
-    let mut in_progress = shared.tracker.snapshot();
     let mut queued_download = Vec::new();
     let mut queued_delete = Vec::new();
     for job in &jobs {
@@ -99,12 +102,8 @@ pub async fn status_json(regions: &Regions) -> Result<Value> {
         }
     }
     // Installed is installed, whatever the download's last words.
-    in_progress.retain(|id, _| !installed.contains(id));
-    let done: Vec<String> = installed
-        .into_iter()
-        .filter(|id| id.as_str() != BASE_MAP)
-        .map(|id| id.to_string())
-        .collect();
+    in_progress.retain(|id, _| !installed.contains_key(id.as_str()));
+    let done: Vec<&String> = installed.keys().filter(|id| *id != BASE_MAP).collect();
     Ok(json!({
         "available-areas": shared.manifest().map(|m| m.areas_json()),
         "available-areas-status": list_status,
