@@ -33,7 +33,7 @@ pub struct AppState {
     pub bookmarks: BookmarkStore,
     pub tutorial: TutorialStore,
     pub search: SearchIndex,
-    pub tiles: TileStore,
+    pub tiles: Arc<TileStore>,
     pub regions: Regions,
     pub powerbox: Powerbox,
 }

@@ -1,6 +1,11 @@
 //! `desert-atlas serve`: opens the data directory, starts the background supervisor, binds
 //! the port and serves until SIGTERM/SIGINT.
 //!
+//! Shutdown is one cancellation token, cancelled by the process's one signal listener, which
+//! is installed before the port is bound: a signal at any moment after that is seen. The
+//! serving loops stop accepting on it and finish the requests in flight; the downloads stop
+//! at their next wait (their queue and parts kept for the next start), and the process exits.
+//!
 //! Start-up is on the path of every grain wake-up, so it does only what the first request
 //! needs: open files, no scans of region data.
 //!
@@ -13,8 +18,13 @@
 
 use std::sync::Arc;
 
+use std::future::IntoFuture;
+use std::time::Duration;
+
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
@@ -26,7 +36,7 @@ use crate::cli::ServeConfig;
 use crate::grain::Mode;
 use crate::layout::Layout;
 use crate::quiet::{self, Activity};
-use crate::regions::Regions;
+use crate::regions::{Dependencies, Regions};
 use crate::sandstorm::Powerbox;
 use crate::search::SearchIndex;
 use crate::tiles::TileStore;
@@ -36,6 +46,14 @@ use crate::tutorial::TutorialStore;
 /// and hands its stack back. Starting one costs tens of microseconds; an idle grain should
 /// not keep a stack per thread that once served a burst (tokio's default is 10 s).
 const BLOCKING_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long requests still open at shutdown may take to finish before they are cut.
+const REQUEST_GRACE: Duration = Duration::from_secs(5);
+/// How long the downloads may take to stop at shutdown (they stop at their next wait, so
+/// this is only reached if a file operation hangs).
+const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
+/// How long blocking work still running when the process ends is waited for. Every write is
+/// ordered so that a cut leaves the old state or the new one.
+const BLOCKING_GRACE: Duration = Duration::from_secs(1);
 
 pub fn run(config: ServeConfig) -> Result<(), String> {
     crate::memory::use_one_heap();
@@ -57,10 +75,14 @@ pub fn run(config: ServeConfig) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(serve(config))
+    let served = runtime.block_on(serve(config));
+    runtime.shutdown_timeout(BLOCKING_GRACE);
+    served
 }
 
 async fn serve(config: ServeConfig) -> Result<(), String> {
+    let shutdown = CancellationToken::new();
+    listen_for_shutdown(shutdown.clone())?;
     let layout = Layout::new(&config.data_dir);
     layout
         .prepare()
@@ -82,10 +104,10 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         Some(conf) => Some(crate::nginx::Nginx::start(conf, &config.data_dir)?),
         None => None,
     };
-    let state = open_state(&config, layout).map_err(|e| e.to_string())?;
+    let state = open_state(&config, layout, &shutdown).map_err(|e| e.to_string())?;
     state.tiles.refresh().await;
     eprintln!("desert-atlas: listening on http://{addr}");
-    state.regions.start(state.clone());
+    state.regions.start();
     let activity = Arc::new(Activity::default());
     tokio::spawn(quiet::release_when_quiet(
         activity.clone(),
@@ -93,6 +115,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     ));
     crate::basemap::install_in_background(state.clone(), config.assets.clone());
 
+    let regions = state.regions.clone();
     let app = router(state).layer(MapRequestLayer::new(move |request| {
         activity.touch();
         request
@@ -100,37 +123,76 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(listeners.len() + 1);
     if let Some(nginx) = nginx {
         let done = done_tx.clone();
+        let stop = shutdown.clone().cancelled_owned();
         tokio::spawn(async move {
-            let _ = done.send(nginx.supervise(shutdown_signal()).await).await;
+            let _ = done.send(nginx.supervise(stop).await).await;
         });
     }
     for (i, listener) in listeners.into_iter().enumerate() {
-        let (app, done) = (app.clone(), done_tx.clone());
-        std::thread::Builder::new()
+        let (app, done, stop) = (app.clone(), done_tx.clone(), shutdown.clone());
+        let started = std::thread::Builder::new()
             .name(format!("http-{i}"))
             .spawn(move || {
-                let _ = done.blocking_send(serve_on(listener, app));
-            })
-            .map_err(|e| format!("cannot start a serving thread: {e}"))?;
+                let _ = done.blocking_send(serve_on(listener, app, stop));
+            });
+        if let Err(e) = started {
+            shutdown.cancel();
+            return Err(format!("cannot start a serving thread: {e}"));
+        }
     }
     drop(done_tx);
-    // Every loop (and nginx) stops on the same signal; one that fails stops the process.
+    // Every loop (and nginx) stops on the same token; one that fails stops the process.
+    let mut served = Ok(());
     while let Some(result) = done_rx.recv().await {
-        result?;
+        if result.is_err() {
+            shutdown.cancel();
+            served = served.and(result);
+        }
     }
+    shutdown.cancel();
+    if tokio::time::timeout(BACKGROUND_GRACE, regions.stopped())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the downloads did not stop within {BACKGROUND_GRACE:?}; exiting anyway");
+    }
+    served
+}
+
+/// The process's one signal listener: SIGTERM (Sandstorm stopping the grain) or SIGINT
+/// cancels `shutdown`. Installed before the first listen; a signal from then on is kept
+/// until the listening task reads it.
+fn listen_for_shutdown(shutdown: CancellationToken) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+    let mut terminate = listen(SignalKind::terminate())?;
+    let mut interrupt = listen(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+            () = shutdown.cancelled() => return,
+        }
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
     Ok(())
 }
 
 /// Serves `app` on `listener` with a single-threaded event loop on this thread, until
-/// SIGTERM/SIGINT.
-fn serve_on(listener: std::net::TcpListener, app: axum::Router) -> Result<(), String> {
+/// `shutdown` is cancelled and the requests in flight are answered.
+fn serve_on(
+    listener: std::net::TcpListener,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(4)
         .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a serving event loop: {e}"))?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = TcpListener::from_std(listener)
             .map_err(|e| format!("cannot serve on the listening socket: {e}"))?;
         // As nginx does on keep-alive connections: a response's last segment is not held
@@ -140,46 +202,55 @@ fn serve_on(listener: std::net::TcpListener, app: axum::Router) -> Result<(), St
                 tracing::debug!("cannot set TCP_NODELAY: {e}");
             }
         });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| format!("the server stopped: {e}"))
-    })
+        let serving = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future();
+        // A client that never finishes its request must not hold the process.
+        let grace_over = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(REQUEST_GRACE).await;
+        };
+        tokio::select! {
+            served = serving => served.map_err(|e| format!("the server stopped: {e}")),
+            () = grace_over => {
+                tracing::warn!("requests still open {REQUEST_GRACE:?} after shutdown were cut");
+                Ok(())
+            }
+        }
+    });
+    runtime.shutdown_timeout(BLOCKING_GRACE);
+    served
 }
 
-fn open_state(config: &ServeConfig, layout: Layout) -> crate::error::Result<Arc<AppState>> {
+fn open_state(
+    config: &ServeConfig,
+    layout: Layout,
+    shutdown: &CancellationToken,
+) -> crate::error::Result<Arc<AppState>> {
     let grain = config.mode == Mode::Grain;
     let powerbox = Powerbox::open(&layout, &config.map_data_url, grain);
-    let fetcher = powerbox.fetcher();
+    let search = SearchIndex::open(&layout.search_db())?;
+    let tiles = Arc::new(TileStore::new(&layout));
+    let regions = Regions::open(
+        &layout,
+        &config.map_data_url,
+        Dependencies {
+            fetcher: powerbox.fetcher(),
+            search: search.clone(),
+            tiles: tiles.clone(),
+            runtime: Handle::current(),
+            shutdown: shutdown.clone(),
+        },
+    )?;
     Ok(Arc::new(AppState {
         mode: config.mode,
         assets: config.assets.clone(),
         bookmarks: BookmarkStore::open(&layout.bookmarks_db())?,
         tutorial: TutorialStore::open(&layout.tutorial_json())?,
-        search: SearchIndex::open(&layout.search_db())?,
-        tiles: TileStore::new(&layout),
-        regions: Regions::open(&layout, &config.map_data_url, fetcher)?,
+        search,
+        tiles,
+        regions,
         powerbox,
         layout,
     }))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down");
 }

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::grain::Caller;
 
 pub async fn get(State(state): State<SharedState>, caller: Caller) -> Result<Json<Value>> {
-    let mut body = state.regions.status_json();
+    let mut body = crate::regions::http::status_json(&state.regions).await?;
     body["tutorial-mode"] = json!(state.tutorial.mode_for(&caller).await?);
     body["permissions"] = json!(caller.permission_names());
     body["connected"] = json!(crate::sandstorm::http::connected(&state));

@@ -2,10 +2,14 @@
 //! program), resuming a part cut off mid-way with a Range request, retrying what may work
 //! later with exponential backoff and jitter, and verifying each part's size and checksum
 //! before it counts. Verified parts are recorded in the queue, so a restart skips them, and
-//! announced on the region's [`PartGate`], so the install running alongside can unpack them.
+//! handed to the install running alongside ([`super::handoff`]).
+//!
+//! Stopping is one cancellation token: the region's, cancelled by a delete, by shutdown or
+//! by a failed install. Each part works under a child token, which the first part to fail
+//! cancels for the others. Every wait (a connection slot, the server's answer, each read,
+//! a backoff) races that token, so a stop is noticed at once, not at the next byte.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -13,15 +17,17 @@ use futures_util::StreamExt;
 use rand::RngExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use super::disk;
 use super::fetcher::{FetchError, Fetcher};
-use super::gate::PartGate;
+use super::handoff::PartSender;
 use super::manifest::RegionEntry;
 use super::part_limit::PartLimit;
 use super::progress::Tracker;
 use super::queue::Queue;
+use super::transfer::{self, Interrupt, RateFloor};
 use crate::error::{DISK_FULL, is_disk_full};
 use crate::tile_id::TileId;
 
@@ -31,11 +37,14 @@ const MAX_ATTEMPTS: u32 = 6;
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Sets the first backoff in milliseconds (tests make it small).
 pub const RETRY_BASE_ENV: &str = "DESERT_ATLAS_RETRY_BASE_MS";
+/// Parts of one region fetched at once (the connections of all regions are bounded apart).
+const PARTS_AT_ONCE: usize = 4;
 
 /// Why a download stopped.
 #[derive(Debug, PartialEq)]
 pub enum Stop {
-    /// A delete asked for this region; nothing is wrong.
+    /// Its token was cancelled (a delete, shutdown, another part's failure); nothing is wrong
+    /// with this part.
     Cancelled,
     /// The region failed; the message is for the user.
     Failed(String),
@@ -58,6 +67,14 @@ impl From<crate::error::AppError> for Stop {
     }
 }
 
+/// How a fetch failure that is not worth retrying stops the region.
+pub fn stop_for(e: FetchError) -> Stop {
+    match e {
+        FetchError::Access { key, message } => Stop::Access { key, message },
+        e => Stop::Failed(e.to_string()),
+    }
+}
+
 /// Everything one region's download needs.
 pub struct Job<'a, F: Fetcher> {
     pub fetcher: &'a F,
@@ -68,119 +85,95 @@ pub struct Job<'a, F: Fetcher> {
     pub queue: &'a Queue,
     pub tracker: &'a Tracker,
     pub connections: &'a Semaphore,
-    pub cancel: &'a AtomicBool,
-    /// Set when the install running alongside failed: the rest is not worth fetching.
-    pub abandon: &'a AtomicBool,
-    /// Where each part is announced once verified, for the install running alongside.
-    pub gate: &'a PartGate,
+    /// The region's token: cancelled, every part stops.
+    pub stop: &'a CancellationToken,
     /// Where the free space is asked.
     pub disk_root: &'a Path,
+    pub floor: RateFloor,
     /// Set once the region's size was estimated and found to fit (region lists without
     /// sizes; see [`check_room_by_estimate`]).
-    pub room_checked: &'a AtomicBool,
-    /// Set when a part failed: the others stop at their next step (see [`download`]).
-    pub halted: Halt,
-}
-
-/// Tells the parts still running that one failed, waking those waiting to try again.
-#[derive(Default)]
-pub struct Halt {
-    set: AtomicBool,
-    wake: Notify,
-}
-
-impl Halt {
-    fn set(&self) {
-        self.set.store(true, Ordering::Relaxed);
-        self.wake.notify_waiters();
-    }
-
-    fn is_set(&self) -> bool {
-        self.set.load(Ordering::Relaxed)
-    }
-
-    /// Waits `wait`, or less if the download halts meanwhile.
-    async fn sleep(&self, wait: Duration) {
-        // Created before the check, so a halt in between still wakes it.
-        let woken = self.wake.notified();
-        if !self.is_set() {
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = woken => {}
-            }
-        }
-    }
-}
-
-impl<F: Fetcher> Job<'_, F> {
-    /// Why to stop now, if there is a reason.
-    fn stopped(&self) -> Option<Stop> {
-        if self.cancel.load(Ordering::Relaxed) {
-            Some(Stop::Cancelled)
-        } else if self.abandon.load(Ordering::Relaxed) {
-            Some(Stop::Failed("the install failed".into()))
-        } else if self.halted.is_set() {
-            Some(Stop::Failed("another part failed".into()))
-        } else {
-            None
-        }
-    }
+    pub room_checked: AtomicBool,
 }
 
 pub fn part_path(dir: &Path, index: usize) -> PathBuf {
     dir.join(format!("part.{index:05}"))
 }
 
-/// Downloads every part into `dir`; returns their paths in order.
+/// Downloads every part into `dir`, announcing each on `handoff` once verified. `handoff`
+/// is dropped when this returns, however it returns, which ends the install's wait.
 ///
 /// When a part fails, the others are told to stop and waited for rather than dropped: a
 /// part dropped mid-write would leave its last write finishing on the blocking pool, after
 /// the caller has moved on to removing the folder. So when this returns, no file operation
 /// of the download is still running.
-pub async fn download<F: Fetcher>(job: &Job<'_, F>) -> Result<Vec<PathBuf>, Stop> {
+pub async fn download<F: Fetcher>(job: &Job<'_, F>, handoff: PartSender) -> Result<(), Stop> {
     tokio::fs::create_dir_all(job.dir)
         .await
         .map_err(|e| Stop::Failed(format!("cannot create the download folder: {e}")))?;
-    let verified = job.queue.verified_parts(job.id).map_err(Stop::from)?;
+    let verified = {
+        let (queue, id) = (job.queue.clone(), job.id.clone());
+        crate::task::blocking(move || queue.verified_parts(&id))
+            .await
+            .map_err(Stop::from)?
+    };
+    let halt = job.stop.child_token();
     let indices: Vec<usize> = (0..job.entry.parts.len()).collect();
     let mut parts = futures_util::stream::iter(indices)
         .map(|i| {
             let already = verified.get(&i).cloned();
-            async move { fetch_part(job, i, already).await }
+            let (part, halt, handoff) = (halt.child_token(), &halt, &handoff);
+            async move {
+                let result = fetch_part(job, i, already, &part, handoff).await;
+                if result.is_err() {
+                    halt.cancel();
+                }
+                result
+            }
         })
-        .buffer_unordered(4);
+        .buffer_unordered(PARTS_AT_ONCE);
     let mut first_failure = None;
     while let Some(result) = parts.next().await {
-        if let Err(stop) = result
-            && first_failure.is_none()
-        {
-            job.halted.set();
-            first_failure = Some(stop);
+        match result {
+            Ok(()) => {}
+            // The others stopped because of it: the first real failure is the reason.
+            Err(Stop::Cancelled) => {
+                first_failure.get_or_insert(Stop::Cancelled);
+            }
+            Err(stop) => {
+                if matches!(first_failure, None | Some(Stop::Cancelled)) {
+                    first_failure = Some(stop);
+                }
+            }
         }
     }
-    if let Some(stop) = first_failure {
-        return Err(stop);
+    match first_failure {
+        Some(stop) => Err(stop),
+        None => Ok(()),
     }
-    Ok((0..job.entry.parts.len())
-        .map(|i| part_path(job.dir, i))
-        .collect())
+}
+
+/// Waits `wait`; true when `cancel` was cancelled first.
+async fn sleep_or_stop(cancel: &CancellationToken, wait: Duration) -> bool {
+    tokio::select! {
+        () = cancel.cancelled() => true,
+        () = tokio::time::sleep(wait) => false,
+    }
 }
 
 async fn fetch_part<F: Fetcher>(
     job: &Job<'_, F>,
     index: usize,
     already: Option<(u64, String)>,
+    cancel: &CancellationToken,
+    handoff: &PartSender,
 ) -> Result<(), Stop> {
     let path = part_path(job.dir, index);
     let size_on_disk = || std::fs::metadata(&path).map(|m| m.len()).ok();
     if let Some((bytes, _)) = &already
         && size_on_disk() == Some(*bytes)
     {
-        job.tracker.update(job.id, |p| {
-            p.download_done += 1;
-            p.bytes_done += bytes;
-        });
-        job.gate.ready(index);
+        job.tracker.part_verified(job.id, index, *bytes);
+        handoff.ready(index);
         return Ok(());
     }
     let part = &job.entry.parts[index];
@@ -188,8 +181,8 @@ async fn fetch_part<F: Fetcher>(
     let url = format!("{}{}", job.base_url, part.file);
     let mut last_error = String::new();
     for attempt in 0..MAX_ATTEMPTS {
-        if let Some(stop) = job.stopped() {
-            return Err(stop);
+        if cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
         }
         let mut have = size_on_disk().unwrap_or(0);
         if expected_bytes.is_some_and(|e| have > e) {
@@ -198,32 +191,28 @@ async fn fetch_part<F: Fetcher>(
         }
         let complete = expected_bytes.is_some_and(|e| have == e);
         if !complete {
-            let permit = job
-                .connections
-                .acquire()
-                .await
-                .map_err(|_| Stop::Failed("downloads are shutting down".into()))?;
-            let limit = PartLimit::new(index, expected_bytes);
-            let result = fetch_into(job, &url, &path, have, limit).await;
+            let permit = tokio::select! {
+                () = cancel.cancelled() => return Err(Stop::Cancelled),
+                permit = job.connections.acquire() => permit
+                    .map_err(|_| Stop::Failed("downloads are shutting down".into()))?,
+            };
+            let result = fetch_into(job, index, &url, &path, have, cancel).await;
             drop(permit);
             match result {
                 Ok(()) => {}
                 Err(FetchFailure::Stop(stop)) => return Err(stop),
-                Err(FetchFailure::Fetch(FetchError::Permanent(message))) => {
-                    return Err(Stop::Failed(message));
-                }
-                Err(FetchFailure::Fetch(FetchError::Access { key, message })) => {
-                    return Err(Stop::Access { key, message });
-                }
                 Err(FetchFailure::Fetch(FetchError::Transient {
                     message,
                     retry_after,
                 })) => {
                     tracing::warn!("region {}: part {index}: {message}; retrying", job.id);
                     last_error = message;
-                    job.halted.sleep(backoff(attempt, retry_after)).await;
+                    if sleep_or_stop(cancel, backoff(attempt, retry_after)).await {
+                        return Err(Stop::Cancelled);
+                    }
                     continue;
                 }
+                Err(FetchFailure::Fetch(e)) => return Err(stop_for(e)),
             }
         }
         // Hashing a part takes a while: off the threads that answer requests.
@@ -238,11 +227,12 @@ async fn fetch_part<F: Fetcher>(
         };
         match checked {
             Ok((bytes, sha)) => {
-                job.queue
-                    .mark_verified(job.id, index, bytes, &sha)
+                let (queue, id) = (job.queue.clone(), job.id.clone());
+                crate::task::blocking(move || queue.mark_verified(&id, index, bytes, &sha))
+                    .await
                     .map_err(Stop::from)?;
-                job.tracker.update(job.id, |p| p.download_done += 1);
-                job.gate.ready(index);
+                job.tracker.part_verified(job.id, index, bytes);
+                handoff.ready(index);
                 return Ok(());
             }
             Err(Check::Short) => {
@@ -251,10 +241,13 @@ async fn fetch_part<F: Fetcher>(
             Err(Check::Corrupt(why)) => {
                 tracing::warn!("region {}: part {index}: {why}; fetching it again", job.id);
                 remove(&path);
+                job.tracker.part_bytes(job.id, index, 0, 0);
                 last_error = why;
             }
         }
-        job.halted.sleep(backoff(attempt, None)).await;
+        if sleep_or_stop(cancel, backoff(attempt, None)).await {
+            return Err(Stop::Cancelled);
+        }
     }
     Err(Stop::Failed(format!(
         "part {} of {} kept failing ({last_error}); try again later",
@@ -268,19 +261,25 @@ enum FetchFailure {
     Stop(Stop),
 }
 
+impl From<Interrupt> for FetchFailure {
+    fn from(i: Interrupt) -> Self {
+        match i {
+            Interrupt::Cancelled => FetchFailure::Stop(Stop::Cancelled),
+            Interrupt::Failed(e) => FetchFailure::Fetch(e),
+        }
+    }
+}
+
 /// Fetches `url` into `path`, continuing from byte `have` when the server agrees.
 async fn fetch_into<F: Fetcher>(
     job: &Job<'_, F>,
+    index: usize,
     url: &str,
     path: &Path,
     have: u64,
-    limit: PartLimit,
+    cancel: &CancellationToken,
 ) -> Result<(), FetchFailure> {
-    let fetched = job
-        .fetcher
-        .get(url, have)
-        .await
-        .map_err(FetchFailure::Fetch)?;
+    let (fetched, mut body) = transfer::request(job.fetcher, url, have, job.floor, cancel).await?;
     if job.entry.total_bytes().is_none()
         && let Some(total) = fetched.total
     {
@@ -301,37 +300,31 @@ async fn fetch_into<F: Fetcher>(
         .open(path)
         .await
         .map_err(write_error)?;
-    if fetched.starts_at == 0 && have > 0 {
-        // The server sent the whole file again: count only what is new.
-        job.tracker
-            .update(job.id, |p| p.bytes_done = p.bytes_done.saturating_sub(have));
-    }
-    let mut body = fetched.body;
-    let mut written = fetched.starts_at;
-    while let Some(chunk) = body.next().await {
-        if let Some(stop) = job.stopped() {
-            // Nothing of this part may still be written once the download has returned.
-            file.flush().await.map_err(write_error)?;
-            return Err(FetchFailure::Stop(stop));
-        }
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) => {
+    // A server that sends the whole file again starts this part over.
+    let mut on_disk = fetched.starts_at;
+    let limit = PartLimit::new(index, job.entry.parts[index].bytes);
+    job.tracker.part_bytes(job.id, index, on_disk, 0);
+    loop {
+        let chunk = match body.next(cancel).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(interrupt) => {
+                // Nothing of this part may still be written once the download has returned.
                 file.flush().await.map_err(write_error)?;
-                return Err(FetchFailure::Fetch(e));
+                return Err(interrupt.into());
             }
         };
         let n = chunk.len() as u64;
-        if let Err(stop) = limit.check(written, n) {
+        if let Err(stop) = limit.check(on_disk, n) {
             // The last write finishes before the oversized part is removed.
             file.flush().await.map_err(write_error)?;
             drop(file);
             remove(path);
             return Err(FetchFailure::Stop(stop));
         }
-        written += n;
         file.write_all(&chunk).await.map_err(write_error)?;
-        job.tracker.update(job.id, |p| p.bytes_done += n);
+        on_disk += n;
+        job.tracker.part_bytes(job.id, index, on_disk, n);
     }
     file.flush().await.map_err(write_error)?;
     file.sync_all().await.map_err(write_error)?;
@@ -404,8 +397,6 @@ fn remove(path: &Path) {
     }
 }
 
-/// Waits before try `attempt + 1`: the server's Retry-After when it gave one, else
-/// exponential backoff from the base delay, with jitter so parts do not retry in step.
 /// How long to wait before try `attempt + 1`: the server's advice, or exponential with jitter.
 fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
     let base_ms: u64 = std::env::var(RETRY_BASE_ENV)
@@ -418,6 +409,3 @@ fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
         .unwrap_or_else(|| exponential.mul_f64(jitter))
         .min(MAX_BACKOFF)
 }
-
-/// Shared flag a delete sets to stop a running download of the same region.
-pub type CancelFlag = Arc<AtomicBool>;

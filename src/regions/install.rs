@@ -1,18 +1,23 @@
 //! Installing a downloaded region: its parts, concatenated, are a gzip'd tar holding
 //! `pkg/tiles.pmtiles` and `pkg/search.csv` (CONTRACT §5). They are decompressed and
 //! unpacked as one stream, so memory stays bounded whatever the region's size, and each part
-//! is read as soon as the download has verified it (see [`super::gate`]), so unpacking
-//! overlaps the download instead of following it.
+//! is read as soon as the download has verified it (see [`super::handoff`]), so unpacking
+//! overlaps the download instead of following it. The search rows are set aside on disk
+//! meanwhile ([`super::spool`]) and imported once every part is in.
 //!
 //! Order, so that a crash at any point leaves the old state or the new one: search rows are
 //! imported (one transaction), then the tiles are renamed into place, then the marker is
-//! written. Until the marker exists the region is not installed, and a restart cleans up.
+//! written. The marker is the one step that makes the region installed: until it exists
+//! neither the region's rows nor its tiles are shown, and a restart removes them.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
+use tokio_util::sync::CancellationToken;
+
 use super::download::Stop;
+use super::spool;
 use crate::error::{AppError, DISK_FULL, is_disk_full};
 use crate::layout::Layout;
 use crate::search::{ImportReport, SearchIndex};
@@ -48,42 +53,40 @@ impl Read for Concatenated<'_> {
     }
 }
 
-/// Counts what passes through, for import progress.
-struct Counting<'a, R> {
-    inner: R,
-    on_read: &'a mut dyn FnMut(u64),
-}
-
-impl<R: Read> Read for Counting<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        (self.on_read)(n as u64);
-        Ok(n)
-    }
-}
-
-/// What an install reports on the way: the search CSV's size once known, then bytes read.
+/// What an install reports on the way, in rows: the search rows in the archive once they are
+/// set aside, then how many are imported so far.
 pub enum Step {
-    SearchSize(u64),
-    SearchRead(u64),
+    SearchRows(u64),
+    SearchImported(u64),
 }
 
-/// Installs region `id` from `parts`, reading part `i` only once `wait(i)` returns (the
-/// download may still be fetching later ones; an error from `wait` abandons the install).
+/// A region's downloaded parts: part `i` is read only once `wait(i)` returns (the download
+/// may still be fetching later ones; an error from `wait` abandons the install).
+pub struct Parts<'a> {
+    pub paths: Vec<PathBuf>,
+    pub wait: &'a dyn Fn(usize) -> io::Result<()>,
+}
+
+/// Installs region `id` from `parts`. `cancel` stops the import of the search rows (a
+/// delete, a shutdown).
 pub fn install(
     layout: &Layout,
     search: &SearchIndex,
     id: &TileId,
-    parts: Vec<PathBuf>,
-    wait: &dyn Fn(usize) -> io::Result<()>,
+    parts: Parts<'_>,
     work_dir: &Path,
+    cancel: &CancellationToken,
     report: &mut dyn FnMut(Step),
 ) -> Result<ImportReport, Stop> {
     let tiles_tmp = work_dir.join("tiles.pmtiles.tmp");
-    let result = unpack(search, id, parts, wait, &tiles_tmp, report).and_then(|imported| {
-        finish(layout, id, &tiles_tmp)?;
-        Ok(imported)
-    });
+    let search_csv = work_dir.join("search.csv");
+    let result = unpack(parts, &tiles_tmp, &search_csv, report)
+        .and_then(|()| import(search, id, &search_csv, cancel, report))
+        .and_then(|imported| {
+            finish(layout, id, &tiles_tmp)?;
+            Ok(imported)
+        });
+    let _ = std::fs::remove_file(&search_csv);
     if result.is_err() {
         let _ = std::fs::remove_file(&tiles_tmp);
         if let Err(e) = search.delete_region(id) {
@@ -93,18 +96,43 @@ pub fn install(
     result
 }
 
-fn unpack(
+/// Imports the rows set aside in `search_csv`: the search writer is held for local reads only.
+fn import(
     search: &SearchIndex,
     id: &TileId,
-    parts: Vec<PathBuf>,
-    wait: &dyn Fn(usize) -> io::Result<()>,
-    tiles_tmp: &Path,
+    search_csv: &Path,
+    cancel: &CancellationToken,
     report: &mut dyn FnMut(Step),
 ) -> Result<ImportReport, Stop> {
+    let file = File::open(search_csv).map_err(file_failure("cannot read the search rows"))?;
+    let mut csv = spool::Cancellable {
+        inner: BufReader::with_capacity(256 * 1024, file),
+        cancel: cancel.clone(),
+    };
+    let imported =
+        search.import_region(id, &mut csv, &mut |rows| report(Step::SearchImported(rows)));
+    if cancel.is_cancelled() {
+        return Err(Stop::Cancelled);
+    }
+    let imported = imported.map_err(|e| match e {
+        AppError::InsufficientStorage(message) => Stop::NoRoom(message),
+        e => Stop::Failed(format!("the search data could not be imported: {e}")),
+    })?;
+    // Malformed rows were read too: every row of the archive is dealt with.
+    report(Step::SearchImported(imported.rows + imported.bad_rows));
+    Ok(imported)
+}
+
+fn unpack(
+    parts: Parts<'_>,
+    tiles_tmp: &Path,
+    search_csv: &Path,
+    report: &mut dyn FnMut(Step),
+) -> Result<(), Stop> {
     let stream = Concatenated {
-        files: parts.into_iter().enumerate(),
+        files: parts.paths.into_iter().enumerate(),
         current: None,
-        wait,
+        wait: parts.wait,
     };
     let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(256 * 1024, stream));
     let mut archive = tar::Archive::new(gz);
@@ -114,7 +142,7 @@ fn unpack(
         ))
     };
     let mut tiles_done = false;
-    let mut imported = None;
+    let mut spooled = false;
     for entry in archive.entries().map_err(damaged)? {
         let mut entry = entry.map_err(damaged)?;
         let kind = entry.header().entry_type();
@@ -126,19 +154,11 @@ fn unpack(
                 write_file(&mut entry, tiles_tmp)?;
                 tiles_done = true;
             }
-            (SEARCH_MEMBER, tar::EntryType::Regular) if imported.is_none() => {
-                report(Step::SearchSize(entry.size()));
-                let mut counted = Counting {
-                    inner: &mut entry,
-                    on_read: &mut |n| report(Step::SearchRead(n)),
-                };
-                let rows = search
-                    .import_region(id, &mut counted, &mut |_| {})
-                    .map_err(|e| match e {
-                        AppError::InsufficientStorage(message) => Stop::NoRoom(message),
-                        e => Stop::Failed(format!("the search data could not be imported: {e}")),
-                    })?;
-                imported = Some(rows);
+            (SEARCH_MEMBER, tar::EntryType::Regular) if !spooled => {
+                let rows = spool::spool(&mut entry, search_csv)
+                    .map_err(file_failure("cannot set the search rows aside"))?;
+                report(Step::SearchRows(rows));
+                spooled = true;
             }
             _ => {
                 return Err(Stop::Failed(format!(
@@ -147,11 +167,8 @@ fn unpack(
             }
         }
     }
-    match (tiles_done, imported) {
-        (true, Some(rows)) => {
-            check_pmtiles(tiles_tmp)?;
-            Ok(rows)
-        }
+    match (tiles_done, spooled) {
+        (true, true) => check_pmtiles(tiles_tmp),
         _ => Err(Stop::Failed(
             "the archive lacks pkg/tiles.pmtiles or pkg/search.csv; it was not installed".into(),
         )),

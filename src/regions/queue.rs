@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -36,8 +36,11 @@ pub struct Job {
     pub failed: Option<String>,
 }
 
+/// Cheap to clone (one connection behind a lock); blocking calls: run them with
+/// `spawn_blocking` (see [`crate::task::blocking`]).
+#[derive(Clone)]
 pub struct Queue {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl Queue {
@@ -57,7 +60,7 @@ impl Queue {
                  PRIMARY KEY (tile_id, idx));",
         )?;
         Ok(Queue {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
         })
     }
 

@@ -292,6 +292,17 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Every region (and the base map) that has rows in the index, installed or not.
+    pub fn imported_regions(&self) -> Result<Vec<TileId>> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare("SELECT tile_id FROM import")?;
+            let ids = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(ids.iter().filter_map(|id| TileId::parse(id)).collect())
+        })
+    }
+
     /// How many rows a region has (for status and tests).
     pub fn count_region(&self, tile_id: &TileId) -> Result<u64> {
         self.with_reader(|conn| {

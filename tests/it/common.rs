@@ -144,19 +144,35 @@ impl TestServer {
         self.data_dir.clone()
     }
 
-    /// SIGTERM and wait, as when Sandstorm stops an idle grain.
-    pub fn stop(mut self) -> PathBuf {
+    /// SIGTERM and wait, as when Sandstorm stops an idle grain: the server must exit by
+    /// itself, successfully. The bound only catches a hang.
+    pub fn stop(self) -> PathBuf {
+        self.stop_timed().0
+    }
+
+    /// [`TestServer::stop`], also returning how long the exit took after the signal.
+    pub fn stop_timed(mut self) -> (PathBuf, Duration) {
+        let signalled = Instant::now();
         unsafe_sigterm(self.child.id());
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = signalled + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return self.data_dir.clone();
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let took = signalled.elapsed();
+                assert!(
+                    status.success(),
+                    "the server exited with {status} after SIGTERM; log:\n{}",
+                    self.log()
+                );
+                return (self.data_dir.clone(), took);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.data_dir.clone()
+        panic!(
+            "the server was still running 10 s after SIGTERM; log:\n{}",
+            self.log()
+        );
     }
 
     /// Kills this server and starts another one on the same data dir with the same options.

@@ -16,6 +16,8 @@ mod nginx;
 mod powerbox;
 mod regions;
 mod search;
+mod shutdown;
+mod stalls;
 mod tiles;
 mod tutorial;
 mod upgrade;

@@ -14,6 +14,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
 use tokio::sync::watch;
 
 #[derive(Clone, Debug)]
@@ -34,6 +35,11 @@ pub enum Fault {
     Redirect(String),
     /// Send the file, then zeros without end (no Content-Length), as a hostile server may.
     Endless,
+    /// Answer at once (full Content-Length), then send one byte every this long.
+    Trickle(std::time::Duration),
+    /// Send the first N bytes (with the full Content-Length), then nothing more, keeping the
+    /// connection open.
+    StallAfter(usize),
 }
 
 #[derive(Default)]
@@ -217,6 +223,28 @@ async fn serve(
                 file, endless,
             )));
             *r.status_mut() = status;
+            r
+        }
+        Some(Fault::Trickle(every)) => {
+            let len = body_bytes.len();
+            let stream = futures_util::stream::iter(body_bytes).then(move |byte| async move {
+                tokio::time::sleep(every).await;
+                Ok::<_, std::io::Error>(bytes::Bytes::from(vec![byte]))
+            });
+            let mut r = Response::new(Body::from_stream(stream));
+            *r.status_mut() = status;
+            r.headers_mut().insert(header::CONTENT_LENGTH, len.into());
+            r
+        }
+        Some(Fault::StallAfter(n)) => {
+            let n = n.min(body_bytes.len());
+            let len = body_bytes.len();
+            let first = bytes::Bytes::from(body_bytes[..n].to_vec());
+            let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) })
+                .chain(futures_util::stream::pending());
+            let mut r = Response::new(Body::from_stream(stream));
+            *r.status_mut() = status;
+            r.headers_mut().insert(header::CONTENT_LENGTH, len.into());
             r
         }
         _ => (status, body_bytes).into_response(),

@@ -380,6 +380,10 @@ async fn search_over_http_answers_nearest_first_and_refuses_bad_points() {
         &dir.path().join("search.db"),
         &[("Café Near", "r", "1", "1"), ("Café Far", "r", "10", "10")],
     );
+    // Rows are searchable while their region is installed (a restart removes the others).
+    let tiles = dir.path().join("r.src.pmtiles");
+    crate::fixtures::write_one_tile_pmtiles(&tiles, "roads");
+    crate::fixtures::install_region(dir.path(), "r", &tiles);
     let server = TestServer::start(dir.path());
     let found: Value = server.get_json("/app/search?q=caf&lat=0&lng=0").await;
     assert_eq!(
