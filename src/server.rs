@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
@@ -91,12 +90,13 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         request
     }));
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(listeners.len());
+    let slots = crate::listener::ConnectionSlots::new();
     for (i, listener) in listeners.into_iter().enumerate() {
-        let (app, done) = (app.clone(), done_tx.clone());
+        let (app, done, slots) = (app.clone(), done_tx.clone(), slots.clone());
         std::thread::Builder::new()
             .name(format!("http-{i}"))
             .spawn(move || {
-                let _ = done.blocking_send(serve_on(listener, app));
+                let _ = done.blocking_send(serve_on(listener, app, slots));
             })
             .map_err(|e| format!("cannot start a serving thread: {e}"))?;
     }
@@ -110,7 +110,11 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
 
 /// Serves `app` on `listener` with a single-threaded event loop on this thread, until
 /// SIGTERM/SIGINT.
-fn serve_on(listener: std::net::TcpListener, app: axum::Router) -> Result<(), String> {
+fn serve_on(
+    listener: std::net::TcpListener,
+    app: axum::Router,
+    slots: crate::listener::ConnectionSlots,
+) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(4)
         .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
@@ -120,17 +124,8 @@ fn serve_on(listener: std::net::TcpListener, app: axum::Router) -> Result<(), St
     runtime.block_on(async move {
         let listener = TcpListener::from_std(listener)
             .map_err(|e| format!("cannot serve on the listening socket: {e}"))?;
-        // As nginx does on keep-alive connections: a response's last segment is not held
-        // back waiting for the client's ACK of the previous one.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {e}");
-            }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| format!("the server stopped: {e}"))
+        crate::listener::serve(listener, app, slots, shutdown_signal()).await;
+        Ok(())
     })
 }
 

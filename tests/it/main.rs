@@ -10,6 +10,7 @@ mod full_disk;
 mod mapserver;
 mod nginx;
 mod regions;
+mod requests;
 mod search;
 mod tiles;
 mod tutorial;
