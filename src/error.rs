@@ -200,3 +200,30 @@ fn query_rejection(rejection: QueryRejection) -> AppError {
         rejection.body_text()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_and_tells_the_person_only_a_sentence() {
+        let disk = std::io::Error::other("the disk went away");
+        let err = AppError::internal("saving the tutorial state", disk);
+        assert_eq!(err.source().unwrap().to_string(), "the disk went away");
+        assert_eq!(chain(&err), "saving the tutorial state: the disk went away");
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let logged = response.extensions().get::<InternalFailure>().unwrap();
+        assert_eq!(logged.0, "saving the tutorial state: the disk went away");
+    }
+
+    #[test]
+    fn a_full_disk_is_507_whatever_reported_it() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(
+            AppError::from(full).status(),
+            StatusCode::INSUFFICIENT_STORAGE
+        );
+    }
+}

@@ -79,9 +79,11 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     eprintln!("desert-atlas: listening on http://{addr}");
     state.regions.start(state.clone());
     let activity = Arc::new(Activity::default());
+    let tiles = state.clone();
     tokio::spawn(quiet::release_when_quiet(
         activity.clone(),
         state.search.clone(),
+        move || tiles.tiles.release_memory(),
     ));
     crate::basemap::install_in_background(state.clone(), config.assets.clone());
 

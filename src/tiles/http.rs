@@ -6,11 +6,10 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::mvt;
+use super::merged;
 use super::ranges::{Wanted, wanted};
 use crate::app::SharedState;
 use crate::error::{ApiQuery, AppError, Result};
@@ -124,82 +123,16 @@ pub async fn tile(
         ));
     }
 
-    let mut found: Vec<(Bytes, bool)> = Vec::with_capacity(covering.len());
-    let mut failed = false;
-    for archive in &covering {
-        match archive.tile(z, x, y).await {
-            Ok(Some(bytes)) => found.push((bytes, archive.gzip_tiles)),
-            Ok(None) => {}
-            Err(e) => {
-                failed = true;
-                tracing::error!("region {}: cannot read tile {z}/{x}/{y}: {e}", archive.id);
-            }
-        }
-    }
-    let body = match found.len() {
-        0 if failed => {
-            return Err(AppError::Internal(format!(
-                "tile {z}/{x}/{y} could not be read"
-            )));
-        }
-        0 => {
-            return Ok(tile_response(
-                StatusCode::NO_CONTENT,
-                Body::empty(),
-                &etag,
-                false,
-            ));
-        }
-        1 => {
-            let (bytes, gzipped) = found.remove(0);
-            match (gzipped, gzip_ok) {
-                (true, true) => {
-                    return Ok(tile_response(
-                        StatusCode::OK,
-                        Body::from(bytes),
-                        &etag,
-                        true,
-                    ));
-                }
-                (true, false) => Bytes::from(
-                    mvt::gunzip(&bytes)
-                        .map_err(|e| AppError::Internal(format!("tile {z}/{x}/{y}: {e}")))?,
-                ),
-                (false, _) => bytes,
-            }
-        }
-        _ => {
-            let merged = crate::task::blocking(move || {
-                let fail = |e: String| AppError::Internal(format!("tile {z}/{x}/{y}: {e}"));
-                let tiles: Vec<Bytes> = found
-                    .into_iter()
-                    .map(|(b, gz)| {
-                        if gz {
-                            mvt::gunzip(&b).map(Bytes::from)
-                        } else {
-                            Ok(b)
-                        }
-                    })
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(fail)?;
-                let plain = mvt::merge(&tiles).map_err(fail)?;
-                Ok(if gzip_ok { mvt::gzip(&plain) } else { plain })
-            })
-            .await?;
-            return Ok(tile_response(
-                StatusCode::OK,
-                Body::from(merged),
-                &etag,
-                gzip_ok,
-            ));
-        }
-    };
-    Ok(tile_response(
-        StatusCode::OK,
-        Body::from(body),
-        &etag,
-        false,
-    ))
+    let answer = merged::tile(&installed.merged, &covering, (z, x, y), gzip_ok).await?;
+    Ok(match answer {
+        None => tile_response(StatusCode::NO_CONTENT, Body::empty(), &etag, false),
+        Some(answer) => tile_response(
+            StatusCode::OK,
+            Body::from(answer.bytes),
+            &etag,
+            answer.gzipped,
+        ),
+    })
 }
 
 pub async fn tilejson(State(state): State<SharedState>) -> impl IntoResponse {

@@ -196,3 +196,27 @@ async fn half_sent_requests_do_not_keep_a_real_request_from_answering() {
     assert_eq!(r.status(), 200);
     drop(stalled);
 }
+
+#[tokio::test]
+async fn an_internal_failure_is_logged_with_its_request_and_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    // The tutorial state cannot be saved where a directory took its file's place.
+    std::fs::create_dir_all(dir.path().join("data/tutorial.json/in-the-way")).unwrap();
+    let r = server
+        .post(
+            "/app/tutorial-mode",
+            &json!({"tutorial-mode": "TUTORIAL_DONE"}),
+        )
+        .await;
+    let msg = assert_error(r, 500).await;
+    assert!(msg.contains("Something went wrong"), "{msg}");
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("POST /app/tutorial-mode: "))
+        .unwrap_or_else(|| panic!("no line naming the request:\n{log}"));
+    // The context, then the operating system's own reason.
+    assert!(line.contains("saving a file: "), "{line}");
+    assert!(line.to_lowercase().contains("directory"), "{line}");
+}
