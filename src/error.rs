@@ -170,7 +170,7 @@ pub async fn log_internal_errors(request: Request, next: Next) -> Response {
     response
 }
 
-/// `axum::extract::Query` whose rejections answer with the contract's error body.
+/// `axum::extract::Query` whose rejections answer with the API's error body (docs/api.md §2).
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {

@@ -2,7 +2,7 @@
 //! only once the caller's permission is checked.
 //!
 //! The old web client posts its JSON with `fetch` and a string body, which browsers send as
-//! `text/plain;charset=UTF-8`; those bodies must still be read (docs/api.md, "Requests").
+//! `text/plain;charset=UTF-8`; those bodies must still be read (docs/api.md §2, "Requests").
 //! Parsing happens on demand, not in the extractor, so a handler checks the permission
 //! first and a viewer who posts malformed JSON is told 403, not 400:
 //!
@@ -41,7 +41,7 @@ impl<T: DeserializeOwned> JsonBody<T> {
     }
 }
 
-/// Parses `bytes` as a JSON `T`, answering the contract's 400 on any mistake.
+/// Parses `bytes` as a JSON `T`, answering 400 with the API's error body on any mistake.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;

@@ -532,7 +532,7 @@ impl Regions {
         Ok(())
     }
 
-    /// The download part of the status answer (CONTRACT §2).
+    /// The download part of the status answer (docs/api.md §2).
     pub fn status_json(&self) -> Value {
         let manifest_state = self
             .manifest_state

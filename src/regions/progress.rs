@@ -1,5 +1,5 @@
 //! What the status answer shows of each region being downloaded: parts, bytes, rate, import
-//! progress and a readable error. Keys as the existing web client reads them (CONTRACT §2).
+//! progress and a readable error. Keys as the existing web client reads them (docs/api.md §2).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::merged;
 use super::ranges::{Wanted, wanted};
+use super::{grid, merged};
 use crate::app::SharedState;
 use crate::error::{ApiQuery, AppError, Result};
 use crate::tile_id::TileId;
@@ -156,7 +156,7 @@ fn parse_coordinates(z: &str, x: &str, y: &str) -> Result<(u8, u32, u32)> {
     let z: u8 = z.parse().ok().filter(|z| *z <= 30).ok_or_else(bad)?;
     let x: u32 = x.parse().map_err(|_| bad())?;
     let y: u32 = y.parse().map_err(|_| bad())?;
-    if u64::from(x) >= 1u64 << z || u64::from(y) >= 1u64 << z {
+    if !grid::on_grid(z, x, y) {
         return Err(bad());
     }
     Ok((z, x, y))

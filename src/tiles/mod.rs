@@ -7,9 +7,11 @@
 //! (`merged::MergedCache`), so a refresh is also the one thing that invalidates them.
 
 mod archive;
+pub mod grid;
 pub mod http;
 pub mod merged;
 pub mod mvt;
+mod protobuf;
 pub mod ranges;
 pub mod tilejson;
 
@@ -17,7 +19,8 @@ use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::{Arc, RwLock};
 
-pub use archive::{Archive, tile_bounds};
+pub use archive::Archive;
+pub use grid::tile_bounds;
 
 use crate::layout::Layout;
 

@@ -507,6 +507,18 @@ async fn merged_tiles_are_never_served_stale_after_an_install_or_a_delete() {
     fetch_manifest(&server).await;
     download(&server, "newcomer").await;
     server.wait_for_status(WAIT, |s| done(s, "newcomer")).await;
+    // The status lists a region as done once its marker is written, a moment before the tile
+    // store takes it in; from the moment the tile source lists it, its tiles are in every
+    // answer.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !server.get_json("/tiles/tiles.json").await["regions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("newcomer"))
+    {
+        assert!(std::time::Instant::now() < deadline, "never served");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let (_, names) = layers_and_names(&server, FLORENCE_Z10).await;
     assert_eq!(names, vec!["newcomer".to_string(), "Arno".into()]);
 
