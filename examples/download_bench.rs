@@ -26,7 +26,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use desert_atlas::search::SearchIndex;
 use desert_atlas::tile_id::TileId;
+use desert_atlas::tiles::grid;
 use desert_atlas::tiles::mvt::{Feature, Layer, Tile};
+use desert_atlas::tiles::ranges::{self, Wanted};
 use pmtiles::{Compression, PmTilesWriter, TileCoord, TileType};
 use prost::Message;
 use rand::rngs::StdRng;
@@ -102,15 +104,6 @@ fn random_tile(rng: &mut StdRng, bytes: usize) -> Vec<u8> {
     .encode_to_vec()
 }
 
-fn tile_lng(x: u32, z: u8) -> f64 {
-    x as f64 / f64::from(1u32 << z) * 360.0 - 180.0
-}
-
-fn tile_lat(y: u32, z: u8) -> f64 {
-    let n = std::f64::consts::PI * (1.0 - 2.0 * y as f64 / f64::from(1u32 << z));
-    n.sinh().atan().to_degrees()
-}
-
 fn generate(out: &Path, tile_bytes: usize, rows: usize) -> Result<(), String> {
     let bench = out.join("bench");
     let florence = out.join("florence");
@@ -125,12 +118,9 @@ fn generate(out: &Path, tile_bytes: usize, rows: usize) -> Result<(), String> {
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     coords.sort_by_key(|c| u64::from(pmtiles::TileId::from(*c)));
-    let bounds = [
-        tile_lng(x0, BENCH_ZOOM),
-        tile_lat(y0 + side, BENCH_ZOOM),
-        tile_lng(x0 + side, BENCH_ZOOM),
-        tile_lat(y0, BENCH_ZOOM),
-    ];
+    let [west, _, _, north] = grid::tile_bounds(BENCH_ZOOM, x0, y0);
+    let [_, south, east, _] = grid::tile_bounds(BENCH_ZOOM, x0 + side - 1, y0 + side - 1);
+    let bounds = [west, south, east, north];
     let file = std::fs::File::create(bench.join("tiles.pmtiles")).map_err(|e| e.to_string())?;
     let mut writer = PmTilesWriter::new(TileType::Mvt)
         .tile_compression(Compression::None)
@@ -273,10 +263,10 @@ async fn serve_file(
     let start = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("bytes="))
-        .and_then(|v| v.strip_suffix('-'))
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|s| *s < total);
+        .and_then(|v| match ranges::from_header(v, total) {
+            Wanted::Part(range) => Some(*range.start()),
+            _ => None,
+        });
     if let Some(s) = start {
         use tokio::io::AsyncSeekExt;
         if file.seek(std::io::SeekFrom::Start(s)).await.is_err() {
@@ -466,15 +456,6 @@ async fn probe(client: reqwest::Client, paths: Vec<String>, stop: Arc<AtomicBool
     latencies
 }
 
-fn lat_lng_tile(lat: f64, lng: f64, z: u8) -> (u32, u32) {
-    let n = f64::from(1u32 << z);
-    let x = ((lng + 180.0) / 360.0 * n).floor() as u32;
-    let lat = lat.to_radians();
-    let y = ((1.0 - (lat.tan() + 1.0 / lat.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor()
-        as u32;
-    (x, y)
-}
-
 async fn run(args: RunArgs) -> Result<(), String> {
     let map_url = start_map_server(&args.packages, args.rate).await?;
     let port = free_port()?;
@@ -560,7 +541,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             percent_encode(&word)
         ));
         let z = 10 + (rng.next_u64() % 5) as u8;
-        let (x, y) = lat_lng_tile(lat, lng, z);
+        let (x, y) = grid::tile_containing(lat, lng, z);
         tile_paths.push(format!("{}/tiles/{z}/{x}/{y}.mvt", server.url));
     }
 

@@ -20,7 +20,7 @@ use crate::sandstorm::Powerbox;
 use crate::search::SearchIndex;
 use crate::tiles::TileStore;
 use crate::tutorial::TutorialStore;
-use crate::{bookmarks, regions, sandstorm, search, status, tiles, tutorial};
+use crate::{bookmarks, regions, same_origin, sandstorm, search, status, tiles, tutorial};
 
 /// Request bodies are small JSON objects; anything larger is refused before it is read.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -68,6 +68,8 @@ pub fn router(state: SharedState) -> Router {
         Mode::Grain => api.fallback(not_found),
     };
     api.layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(same_origin::refuse_cross_site))
+        .layer(axum::middleware::from_fn(crate::error::log_internal_errors))
         .with_state(state)
 }
 

@@ -1,4 +1,4 @@
-//! The command line (CONTRACT §1): parses flags, decides the mode, and runs a subcommand.
+//! The command line (docs/api.md §1): parses flags, decides the mode, and runs a subcommand.
 //!
 //! Every failure ends as one line on stderr and a non-zero exit; clap's own usage errors
 //! already look that way.
@@ -94,7 +94,7 @@ pub struct ServeConfig {
 }
 
 impl ServeArgs {
-    /// Applies CONTRACT §1: `SANDSTORM=1` means grain mode, `--local` local mode, both or
+    /// Applies docs/api.md §1: `SANDSTORM=1` means grain mode, `--local` local mode, both or
     /// neither is refused.
     pub fn resolve(self, sandstorm_env: bool) -> Result<ServeConfig, String> {
         let mode = match (sandstorm_env, self.local) {

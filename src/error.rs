@@ -1,14 +1,20 @@
 //! The one error type of the program.
 //!
 //! Every failure a handler can meet becomes an `AppError`, which knows its HTTP status and
-//! renders the contract's body, `{"error": "<one sentence a person can act on>"}`. Handlers
-//! never build error responses by hand. The extractors `ApiJson` and `ApiQuery` wrap axum's
-//! own so that malformed input also answers with that body instead of axum's plain text.
+//! renders the API's body, `{"error": "<one sentence a person can act on>"}` (docs/api.md).
+//! Handlers never build error responses by hand. The extractor `ApiQuery` wraps axum's own so
+//! that a malformed query string also answers with that body instead of axum's plain text
+//! (request bodies: `crate::json_body`).
+//!
+//! A failure on our side (`Internal`) keeps its cause as its `source`; the person sees a
+//! generic sentence, and [`log_internal_errors`] writes the cause's whole chain to the log
+//! with the request's method and path.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
@@ -36,14 +42,45 @@ pub enum AppError {
     /// Storage has no room left.
     #[error("{0}")]
     InsufficientStorage(String),
-    /// Something on our side failed; the detail is logged, the user sees a generic sentence.
-    #[error("{0}")]
-    Internal(String),
+    /// Something on our side failed; the cause is logged, the user sees a generic sentence.
+    #[error(transparent)]
+    Internal(Cause),
+}
+
+/// What failed on our side: what the server was doing, and the error that stopped it.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+pub struct Cause {
+    context: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl From<String> for Cause {
+    fn from(context: String) -> Cause {
+        Cause {
+            context,
+            source: None,
+        }
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(context: &str) -> Cause {
+        Cause::from(context.to_string())
+    }
 }
 
 impl AppError {
-    pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
-        AppError::Internal(format!("{context}: {err}"))
+    /// A failure on our side while doing `context`, caused by `err`.
+    pub fn internal(
+        context: &str,
+        err: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        AppError::Internal(Cause {
+            context: context.to_string(),
+            source: Some(err.into()),
+        })
     }
 
     pub fn status(&self) -> StatusCode {
@@ -90,54 +127,50 @@ impl From<std::io::Error> for AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = match &self {
-            AppError::Internal(detail) => {
-                tracing::error!("{detail}");
-                "Something went wrong on the server; try again, and check the grain's log if it keeps happening.".to_string()
-            }
-            other => other.to_string(),
+        let (message, failure) = match &self {
+            AppError::Internal(cause) => (
+                "Something went wrong on the server; try again, and check the grain's log if it keeps happening.".to_string(),
+                Some(InternalFailure(chain(cause))),
+            ),
+            other => (other.to_string(), None),
         };
-        (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+        let mut response =
+            (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
+        if let Some(failure) = failure {
+            response.extensions_mut().insert(failure);
+        }
+        response
     }
 }
 
-/// `axum::Json` whose rejections answer with the contract's error body.
-pub struct ApiJson<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = AppError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+/// An error and its causes, outermost first: `saving a file: No space left on device`.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
     }
+    text
 }
 
-fn json_rejection(rejection: JsonRejection) -> AppError {
-    match rejection {
-        JsonRejection::JsonDataError(e) => AppError::BadRequest(format!(
-            "The JSON body has the wrong shape: {}.",
-            e.body_text()
-        )),
-        JsonRejection::JsonSyntaxError(_) => {
-            AppError::BadRequest("The body is not valid JSON; send a JSON object.".into())
-        }
-        JsonRejection::MissingJsonContentType(_) => AppError::BadRequest(
-            "Send the body as JSON with the header Content-Type: application/json.".into(),
-        ),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            AppError::PayloadTooLarge("The request body is too large; the limit is 1 MiB.".into())
-        }
-        other => AppError::BadRequest(format!(
-            "The request body could not be read: {}.",
-            other.body_text()
-        )),
+/// Carried by a response answering an internal failure, for [`log_internal_errors`].
+#[derive(Clone)]
+struct InternalFailure(String);
+
+/// Middleware: logs every internal failure with the method and path of the request that met
+/// it. The response itself only tells the person that something went wrong.
+pub async fn log_internal_errors(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let response = next.run(request).await;
+    if let Some(InternalFailure(cause)) = response.extensions().get::<InternalFailure>() {
+        tracing::error!("{method} {path}: {cause}");
     }
+    response
 }
 
-/// `axum::extract::Query` whose rejections answer with the contract's error body.
+/// `axum::extract::Query` whose rejections answer with the API's error body (docs/api.md §2).
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
@@ -166,4 +199,31 @@ fn query_rejection(rejection: QueryRejection) -> AppError {
         "The query string is not valid: {}.",
         rejection.body_text()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_and_tells_the_person_only_a_sentence() {
+        let disk = std::io::Error::other("the disk went away");
+        let err = AppError::internal("saving the tutorial state", disk);
+        assert_eq!(err.source().unwrap().to_string(), "the disk went away");
+        assert_eq!(chain(&err), "saving the tutorial state: the disk went away");
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let logged = response.extensions().get::<InternalFailure>().unwrap();
+        assert_eq!(logged.0, "saving the tutorial state: the disk went away");
+    }
+
+    #[test]
+    fn a_full_disk_is_507_whatever_reported_it() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(
+            AppError::from(full).status(),
+            StatusCode::INSUFFICIENT_STORAGE
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! Who is asking, and what they may do.
 //!
 //! In grain mode the headers added by sandstorm-http-bridge are the only source of identity
-//! (CONTRACT §3). In local mode every request is the user `local` with every permission.
+//! (docs/api.md §3). In local mode every request is the user `local` with every permission.
 //! Handlers take a `Caller` and ask it for a permission; a missing one is a 403 before
 //! anything changes.
 
@@ -91,7 +91,7 @@ impl Caller {
         }
     }
 
-    /// The permission names in the contract's order, as the status endpoint lists them.
+    /// The permission names in the order of docs/api.md §3, as the status endpoint lists them.
     pub fn permission_names(&self) -> Vec<&'static str> {
         [Permission::Download, Permission::Bookmarks]
             .into_iter()

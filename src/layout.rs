@@ -1,6 +1,6 @@
 //! Every path of the data directory, in one place.
 //!
-//! The layout is the one existing grains already have (CONTRACT §4); new files are added
+//! The layout is the one existing grains already have (docs/api.md §4); new files are added
 //! beside it, never instead of it. Nothing else in the program joins paths under the data dir.
 
 use std::path::{Path, PathBuf};

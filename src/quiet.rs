@@ -39,8 +39,14 @@ impl Activity {
 }
 
 /// Runs for as long as the process: after each burst of requests, once [`QUIET`] passes
-/// without one, releases the search readers' memory and trims the heap.
-pub async fn release_when_quiet(activity: Arc<Activity>, search: SearchIndex) {
+/// without one, releases the search readers' memory, calls `also` (the merged tiles) and
+/// trims the heap.
+pub async fn release_when_quiet(
+    activity: Arc<Activity>,
+    search: SearchIndex,
+    also: impl Fn() + Send + Sync + 'static,
+) {
+    let also = Arc::new(also);
     loop {
         activity.waiting.store(true, Ordering::Release);
         // A request between the store and this wait leaves a permit: no wake is lost.
@@ -52,9 +58,10 @@ pub async fn release_when_quiet(activity: Arc<Activity>, search: SearchIndex) {
                 break;
             }
         }
-        let search = search.clone();
+        let (search, also) = (search.clone(), also.clone());
         let _ = tokio::task::spawn_blocking(move || {
             search.release_read_memory();
+            also();
             trim_heap();
         })
         .await;
@@ -102,7 +109,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = index_with_rows(dir.path());
         let activity = Arc::new(Activity::default());
-        tokio::spawn(release_when_quiet(activity.clone(), index.clone()));
+        tokio::spawn(release_when_quiet(activity.clone(), index.clone(), || {}));
         // A search request, as the server sees it: counted, then answered.
         let search = |index: &SearchIndex| {
             activity.touch();

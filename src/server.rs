@@ -18,10 +18,8 @@
 
 use std::sync::Arc;
 
-use std::future::IntoFuture;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -109,9 +107,11 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     eprintln!("desert-atlas: listening on http://{addr}");
     state.regions.start();
     let activity = Arc::new(Activity::default());
+    let tiles = state.clone();
     tokio::spawn(quiet::release_when_quiet(
         activity.clone(),
         state.search.clone(),
+        move || tiles.tiles.release_memory(),
     ));
     crate::basemap::install_in_background(state.clone(), config.assets.clone());
 
@@ -128,12 +128,14 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             let _ = done.send(nginx.supervise(stop).await).await;
         });
     }
+    let slots = crate::listener::ConnectionSlots::new();
     for (i, listener) in listeners.into_iter().enumerate() {
         let (app, done, stop) = (app.clone(), done_tx.clone(), shutdown.clone());
+        let slots = slots.clone();
         let started = std::thread::Builder::new()
             .name(format!("http-{i}"))
             .spawn(move || {
-                let _ = done.blocking_send(serve_on(listener, app, stop));
+                let _ = done.blocking_send(serve_on(listener, app, slots, stop));
             });
         if let Err(e) = started {
             shutdown.cancel();
@@ -184,6 +186,7 @@ fn listen_for_shutdown(shutdown: CancellationToken) -> Result<(), String> {
 fn serve_on(
     listener: std::net::TcpListener,
     app: axum::Router,
+    slots: crate::listener::ConnectionSlots,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -195,23 +198,15 @@ fn serve_on(
     let served = runtime.block_on(async move {
         let listener = TcpListener::from_std(listener)
             .map_err(|e| format!("cannot serve on the listening socket: {e}"))?;
-        // As nginx does on keep-alive connections: a response's last segment is not held
-        // back waiting for the client's ACK of the previous one.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {e}");
-            }
-        });
-        let serving = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future();
+        let serving =
+            crate::listener::serve(listener, app, slots, shutdown.clone().cancelled_owned());
         // A client that never finishes its request must not hold the process.
         let grace_over = async {
             shutdown.cancelled().await;
             tokio::time::sleep(REQUEST_GRACE).await;
         };
         tokio::select! {
-            served = serving => served.map_err(|e| format!("the server stopped: {e}")),
+            () = serving => Ok(()),
             () = grace_over => {
                 tracing::warn!("requests still open {REQUEST_GRACE:?} after shutdown were cut");
                 Ok(())

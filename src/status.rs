@@ -1,5 +1,5 @@
 //! `GET /app/map-download-status`: the one answer the web client polls to draw its
-//! download panel, tutorial and permission-dependent controls (keys fixed by CONTRACT §2).
+//! download panel, tutorial and permission-dependent controls (keys fixed by docs/api.md §2).
 
 use axum::Json;
 use axum::extract::State;

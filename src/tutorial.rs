@@ -125,8 +125,9 @@ pub mod http {
     use serde_json::{Value, json};
 
     use crate::app::SharedState;
-    use crate::error::{ApiJson, AppError, Result};
+    use crate::error::{AppError, Result};
     use crate::grain::Caller;
+    use crate::json_body::JsonBody;
 
     #[derive(Deserialize)]
     pub struct SetMode {
@@ -137,8 +138,9 @@ pub mod http {
     pub async fn set_mode(
         State(state): State<SharedState>,
         caller: Caller,
-        ApiJson(req): ApiJson<SetMode>,
+        body: JsonBody<SetMode>,
     ) -> Result<Json<Value>> {
+        let req = body.parse()?;
         let mode = req.mode.as_ref().and_then(Value::as_str).ok_or_else(|| {
             AppError::BadRequest("Send {\"tutorial-mode\": \"TUTORIAL_…\"}.".into())
         })?;

@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 
 use super::{Bookmark, NewBookmark, kml};
 use crate::app::SharedState;
-use crate::error::{ApiJson, AppError, Result};
+use crate::error::{AppError, Result};
 use crate::grain::{Caller, Permission};
+use crate::json_body::JsonBody;
 use crate::task::blocking;
 
 /// Longest bookmark name accepted, in characters.
@@ -42,9 +43,10 @@ pub async fn list(State(state): State<SharedState>) -> Result<Json<BTreeMap<Stri
 pub async fn save(
     State(state): State<SharedState>,
     caller: Caller,
-    ApiJson(req): ApiJson<SaveRequest>,
+    body: JsonBody<SaveRequest>,
 ) -> Result<Json<Value>> {
     caller.require(Permission::Bookmarks)?;
+    let req = body.parse()?;
     let new = validate(&req)?;
     let saved = match (&req.id, &req.version) {
         (None, _) | (Some(Value::Null), _) => {
@@ -67,9 +69,10 @@ pub async fn save(
 pub async fn delete(
     State(state): State<SharedState>,
     caller: Caller,
-    ApiJson(req): ApiJson<DeleteRequest>,
+    body: JsonBody<DeleteRequest>,
 ) -> Result<Json<Value>> {
     caller.require(Permission::Bookmarks)?;
+    let req = body.parse()?;
     let id = match &req.id {
         Some(id) => text_id(id)?,
         None => {
@@ -114,6 +117,11 @@ fn validate(req: &SaveRequest) -> Result<NewBookmark> {
             ));
         }
     };
+    if name.chars().any(is_refused_control) {
+        return Err(AppError::BadRequest(
+            "A bookmark's \"name\" cannot hold control characters (other than tab and newline); remove them.".into(),
+        ));
+    }
     if name.is_empty() {
         return Err(AppError::BadRequest(
             "A bookmark's \"name\" cannot be empty.".into(),
@@ -147,4 +155,10 @@ fn validate(req: &SaveRequest) -> Result<NewBookmark> {
         lat: coordinate("lat", 90.0)?,
         lng: coordinate("lng", 180.0)?,
     })
+}
+
+/// Control characters other than tab and newline: invisible, and most of them not allowed in
+/// the XML of the KMZ export.
+fn is_refused_control(c: char) -> bool {
+    c < ' ' && c != '\t' && c != '\n'
 }

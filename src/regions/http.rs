@@ -11,8 +11,9 @@ use super::Regions;
 use super::progress::Progress;
 use super::queue::Action;
 use crate::app::SharedState;
-use crate::error::{ApiJson, AppError, Result};
+use crate::error::{AppError, Result};
 use crate::grain::{Caller, Permission};
+use crate::json_body::JsonBody;
 use crate::tile_id::{BASE_MAP, TileId};
 
 #[derive(Deserialize)]
@@ -33,9 +34,10 @@ pub async fn fetch_manifest(
 pub async fn download(
     State(state): State<SharedState>,
     caller: Caller,
-    ApiJson(req): ApiJson<RegionRequest>,
+    body: JsonBody<RegionRequest>,
 ) -> Result<Json<Value>> {
     caller.require(Permission::Download)?;
+    let req = body.parse()?;
     let id = tile_id(&req)?;
     state.regions.request_download(&id).await?;
     Ok(Json(json!({})))
@@ -44,9 +46,10 @@ pub async fn download(
 pub async fn delete(
     State(state): State<SharedState>,
     caller: Caller,
-    ApiJson(req): ApiJson<RegionRequest>,
+    body: JsonBody<RegionRequest>,
 ) -> Result<Json<Value>> {
     caller.require(Permission::Download)?;
+    let req = body.parse()?;
     if req.tile_id.as_ref().and_then(Value::as_str) == Some("all") {
         state.regions.request_delete(None).await?;
     } else {

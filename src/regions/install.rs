@@ -1,5 +1,5 @@
 //! Installing a downloaded region: its parts, concatenated, are a gzip'd tar holding
-//! `pkg/tiles.pmtiles` and `pkg/search.csv` (CONTRACT §5). They are decompressed and
+//! `pkg/tiles.pmtiles` and `pkg/search.csv` (docs/api.md §5). They are decompressed and
 //! unpacked as one stream, so memory stays bounded whatever the region's size, and each part
 //! is read as soon as the download has verified it (see [`super::handoff`]), so unpacking
 //! overlaps the download instead of following it. The search rows are set aside on disk

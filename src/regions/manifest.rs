@@ -1,4 +1,4 @@
-//! The region list a map-data server publishes (`manifest.json`, CONTRACT §5), checked entry
+//! The region list a map-data server publishes (`manifest.json`, docs/api.md §5), checked entry
 //! by entry: a region whose id, bounds or files are not what the format says is left out
 //! with a log line, never trusted.
 

@@ -1,5 +1,5 @@
 //! `desert-atlas region pack`: makes a region package in the map-data server's format
-//! (CONTRACT §5): `pkg/` with `tiles.pmtiles` and `search.csv`, tar'd, gzip'd, split into
+//! (docs/api.md §5): `pkg/` with `tiles.pmtiles` and `search.csv`, tar'd, gzip'd, split into
 //! parts of a fixed size, and an entry in `manifest.json` with each part's size and sha256.
 //! Parts are written under temporary names and renamed when complete; the manifest is
 //! replaced atomically, keeping the other regions in it.

@@ -1,5 +1,5 @@
 //! What the status answer shows of each region being downloaded: parts, bytes, rate, import
-//! progress and a readable error. Keys as the existing web client reads them (CONTRACT §2),
+//! progress and a readable error. Keys as the existing web client reads them (docs/api.md §2),
 //! plus `units`, which says what each count counts.
 //!
 //! A part may be fetched more than once (a retry, a resumed part the server sends whole
@@ -18,7 +18,7 @@ use crate::tile_id::TileId;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
-    /// Parts verified (CONTRACT §2: counts parts).
+    /// Parts verified (docs/api.md §2: counts parts).
     pub download_done: usize,
     pub download_total: usize,
     pub download_error: bool,

@@ -1,4 +1,4 @@
-//! Place search over every installed region and the base map (CONTRACT §6).
+//! Place search over every installed region and the base map (docs/api.md §6).
 //!
 //! `normalize` and `query` hold the matching rules users already know; `index` stores places
 //! in SQLite FTS5 and finds the nearest matches; `http` answers `GET /app/search`.

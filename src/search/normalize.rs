@@ -1,5 +1,5 @@
 //! Names as they are matched: the rules existing grains' search index was built with
-//! (CONTRACT §6). Transliterated to ASCII the way Python's `unidecode` does (deunicode
+//! (docs/api.md §6). Transliterated to ASCII the way Python's `unidecode` does (deunicode
 //! follows the same tables), lower-cased, `-` and `_` as spaces, and everything but letters,
 //! digits, spaces and `"` dropped.
 

@@ -1,4 +1,4 @@
-//! The search box's little language (CONTRACT §6), turned into an FTS5 expression and a
+//! The search box's little language (docs/api.md §6), turned into an FTS5 expression and a
 //! check of each candidate.
 //!
 //! Words outside quotes match as prefixes, text inside a pair of quotes as a phrase, an

@@ -20,6 +20,7 @@ use pmtiles::{
 };
 use sha2::{Digest, Sha256};
 
+use super::grid::tile_bounds;
 use crate::tile_id::TileId;
 
 /// The archive's bytes, as the `pmtiles` reader's backend.
@@ -133,20 +134,6 @@ impl Archive {
         let coord = TileCoord::new(z, x, y).map_err(|e| e.to_string())?;
         self.reader.get_tile(coord).await.map_err(|e| e.to_string())
     }
-}
-
-/// West, south, east, north of a Web Mercator tile, in degrees.
-pub fn tile_bounds(z: u8, x: u32, y: u32) -> [f64; 4] {
-    let n = f64::from(1u32 << z);
-    let lng = |x: f64| x / n * 360.0 - 180.0;
-    let lat = |y: f64| {
-        (std::f64::consts::PI * (1.0 - 2.0 * y / n))
-            .sinh()
-            .atan()
-            .to_degrees()
-    };
-    let (x, y) = (f64::from(x), f64::from(y));
-    [lng(x), lat(y + 1.0), lng(x + 1.0), lat(y)]
 }
 
 /// A short digest of a file's device, inode, size and modification time: it changes

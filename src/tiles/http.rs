@@ -6,12 +6,11 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::mvt;
 use super::ranges::{Wanted, wanted};
+use super::{grid, merged};
 use crate::app::SharedState;
 use crate::error::{ApiQuery, AppError, Result};
 use crate::tile_id::TileId;
@@ -124,82 +123,16 @@ pub async fn tile(
         ));
     }
 
-    let mut found: Vec<(Bytes, bool)> = Vec::with_capacity(covering.len());
-    let mut failed = false;
-    for archive in &covering {
-        match archive.tile(z, x, y).await {
-            Ok(Some(bytes)) => found.push((bytes, archive.gzip_tiles)),
-            Ok(None) => {}
-            Err(e) => {
-                failed = true;
-                tracing::error!("region {}: cannot read tile {z}/{x}/{y}: {e}", archive.id);
-            }
-        }
-    }
-    let body = match found.len() {
-        0 if failed => {
-            return Err(AppError::Internal(format!(
-                "tile {z}/{x}/{y} could not be read"
-            )));
-        }
-        0 => {
-            return Ok(tile_response(
-                StatusCode::NO_CONTENT,
-                Body::empty(),
-                &etag,
-                false,
-            ));
-        }
-        1 => {
-            let (bytes, gzipped) = found.remove(0);
-            match (gzipped, gzip_ok) {
-                (true, true) => {
-                    return Ok(tile_response(
-                        StatusCode::OK,
-                        Body::from(bytes),
-                        &etag,
-                        true,
-                    ));
-                }
-                (true, false) => Bytes::from(
-                    mvt::gunzip(&bytes)
-                        .map_err(|e| AppError::Internal(format!("tile {z}/{x}/{y}: {e}")))?,
-                ),
-                (false, _) => bytes,
-            }
-        }
-        _ => {
-            let merged = crate::task::blocking(move || {
-                let fail = |e: String| AppError::Internal(format!("tile {z}/{x}/{y}: {e}"));
-                let tiles: Vec<Bytes> = found
-                    .into_iter()
-                    .map(|(b, gz)| {
-                        if gz {
-                            mvt::gunzip(&b).map(Bytes::from)
-                        } else {
-                            Ok(b)
-                        }
-                    })
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(fail)?;
-                let plain = mvt::merge(&tiles).map_err(fail)?;
-                Ok(if gzip_ok { mvt::gzip(&plain) } else { plain })
-            })
-            .await?;
-            return Ok(tile_response(
-                StatusCode::OK,
-                Body::from(merged),
-                &etag,
-                gzip_ok,
-            ));
-        }
-    };
-    Ok(tile_response(
-        StatusCode::OK,
-        Body::from(body),
-        &etag,
-        false,
-    ))
+    let answer = merged::tile(&installed.merged, &covering, (z, x, y), gzip_ok).await?;
+    Ok(match answer {
+        None => tile_response(StatusCode::NO_CONTENT, Body::empty(), &etag, false),
+        Some(answer) => tile_response(
+            StatusCode::OK,
+            Body::from(answer.bytes),
+            &etag,
+            answer.gzipped,
+        ),
+    })
 }
 
 pub async fn tilejson(State(state): State<SharedState>) -> impl IntoResponse {
@@ -223,7 +156,7 @@ fn parse_coordinates(z: &str, x: &str, y: &str) -> Result<(u8, u32, u32)> {
     let z: u8 = z.parse().ok().filter(|z| *z <= 30).ok_or_else(bad)?;
     let x: u32 = x.parse().map_err(|_| bad())?;
     let y: u32 = y.parse().map_err(|_| bad())?;
-    if u64::from(x) >= 1u64 << z || u64::from(y) >= 1u64 << z {
+    if !grid::on_grid(z, x, y) {
         return Err(bad());
     }
     Ok((z, x, y))

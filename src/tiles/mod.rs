@@ -3,26 +3,48 @@
 //!
 //! The set of installed archives is an immutable snapshot swapped on `refresh()` (after an
 //! install or delete), so the hot path takes a read lock only long enough to clone an `Arc`.
+//! Merged tiles made from a snapshot's archives are kept with that snapshot
+//! (`merged::MergedCache`), so a refresh is also the one thing that invalidates them.
 
 mod archive;
+pub mod grid;
 pub mod http;
+pub mod merged;
 pub mod mvt;
+mod protobuf;
 pub mod ranges;
 pub mod tilejson;
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::sync::{Arc, RwLock};
 
-pub use archive::{Archive, tile_bounds};
+pub use archive::Archive;
+pub use grid::tile_bounds;
 
 use crate::layout::Layout;
 
 /// The installed archives, by id.
 pub type Installed = BTreeMap<String, Arc<Archive>>;
 
+/// The installed archives as of one `refresh`, and the merged tiles made from them.
+#[derive(Default)]
+pub struct Snapshot {
+    pub archives: Installed,
+    pub merged: merged::MergedCache,
+}
+
+impl Deref for Snapshot {
+    type Target = Installed;
+
+    fn deref(&self) -> &Installed {
+        &self.archives
+    }
+}
+
 pub struct TileStore {
     layout: Layout,
-    installed: RwLock<Arc<Installed>>,
+    installed: RwLock<Arc<Snapshot>>,
     /// One refresh at a time: two overlapping ones (two regions deleted at once) could
     /// otherwise finish in the wrong order, the later-listed snapshot replaced by the earlier.
     refreshing: tokio::sync::Mutex<()>,
@@ -33,21 +55,28 @@ impl TileStore {
     pub fn new(layout: &Layout) -> TileStore {
         TileStore {
             layout: layout.clone(),
-            installed: RwLock::new(Arc::new(Installed::new())),
+            installed: RwLock::new(Arc::new(Snapshot::default())),
             refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
     /// The current snapshot of installed archives.
-    pub fn installed(&self) -> Arc<Installed> {
+    pub fn installed(&self) -> Arc<Snapshot> {
         self.installed
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    /// Re-reads the installed regions (`Layout::installed_regions`). Archives whose file did
-    /// not change are kept as they are; one that cannot be read is logged and left out.
+    /// Hands back the memory of the merged tiles made so far (when requests stop).
+    pub fn release_memory(&self) {
+        self.installed().merged.clear();
+    }
+
+    /// Re-reads the installed regions (`Layout::installed_regions`), after an install or a
+    /// delete: the one entry point that changes what is served. Archives whose file did not
+    /// change are kept as they are; one that cannot be read is logged and left out. Merged
+    /// tiles start afresh.
     pub async fn refresh(&self) {
         let _one_at_a_time = self.refreshing.lock().await;
         let current = self.installed();
@@ -67,7 +96,11 @@ impl TileStore {
                 Err(e) => tracing::error!("region {id}: {}: {e}; not served", path.display()),
             }
         }
-        *self.installed.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        let next = Arc::new(Snapshot {
+            archives: next,
+            merged: merged::MergedCache::default(),
+        });
+        *self.installed.write().unwrap_or_else(|e| e.into_inner()) = next;
     }
 }
 

@@ -4,11 +4,16 @@
 //! (the schema is five small messages; a build-time protobuf compiler would add a system
 //! dependency for nothing). Merging needs no geometry work: features of same-named layers
 //! are concatenated and their tags re-pointed into one shared key and value table per layer.
+//! The wire format itself is read and written by `super::protobuf`.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 
 use prost::Message;
+
+use super::protobuf::{
+    Field, Fields, push_u32s, put_bytes, put_packed, put_varint_field, read_varint, u32_value,
+};
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Tile {
@@ -100,7 +105,7 @@ pub fn merge<T: AsRef<[u8]>>(tiles: &[T]) -> Result<Vec<u8>, String> {
     let mut by_name: HashMap<&[u8], usize> = HashMap::new();
     for tile in tiles {
         let mut fields = Fields::new(tile.as_ref());
-        while let Some((tag, field)) = fields.next()? {
+        while let Some((tag, field)) = fields.next_field()? {
             let (LAYER, Field::Bytes(bytes)) = (tag, field) else {
                 continue;
             };
@@ -135,118 +140,6 @@ const FEATURE_TAGS: u32 = 2;
 const FEATURE_TYPE: u32 = 3;
 const FEATURE_GEOMETRY: u32 = 4;
 
-/// One field of a protobuf message as read off the wire.
-#[derive(Clone, Copy)]
-enum Field<'a> {
-    Varint(u64),
-    Bytes(&'a [u8]),
-    /// A fixed32 or fixed64 field: nothing in the schema uses them, so they are skipped.
-    Fixed,
-}
-
-/// The fields of one message, in wire order.
-struct Fields<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Fields<'a> {
-    fn new(message: &'a [u8]) -> Fields<'a> {
-        Fields { rest: message }
-    }
-
-    fn next(&mut self) -> Result<Option<(u32, Field<'a>)>, String> {
-        if self.rest.is_empty() {
-            return Ok(None);
-        }
-        let key = self.varint()?;
-        let tag = u32::try_from(key >> 3).map_err(|_| "bad vector tile: field number too large")?;
-        let field = match key & 7 {
-            0 => Field::Varint(self.varint()?),
-            1 => {
-                self.take(8)?;
-                Field::Fixed
-            }
-            2 => {
-                let len = self.varint()?;
-                Field::Bytes(self.take(len)?)
-            }
-            5 => {
-                self.take(4)?;
-                Field::Fixed
-            }
-            other => return Err(format!("bad vector tile: wire type {other}")),
-        };
-        Ok(Some((tag, field)))
-    }
-
-    fn varint(&mut self) -> Result<u64, String> {
-        read_varint(&mut self.rest)
-    }
-
-    fn take(&mut self, len: u64) -> Result<&'a [u8], String> {
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|len| *len <= self.rest.len())
-            .ok_or("bad vector tile: a field runs past the end")?;
-        let (taken, rest) = self.rest.split_at(len);
-        self.rest = rest;
-        Ok(taken)
-    }
-}
-
-fn read_varint(buf: &mut &[u8]) -> Result<u64, String> {
-    let mut value = 0u64;
-    for (i, byte) in buf.iter().enumerate().take(10) {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            *buf = &buf[i + 1..];
-            return Ok(value);
-        }
-    }
-    Err("bad vector tile: truncated or overlong varint".into())
-}
-
-/// A repeated uint32 field, which writers may send packed or one value per field.
-fn push_u32s(field: Field, out: &mut Vec<u32>) -> Result<(), String> {
-    match field {
-        Field::Varint(v) => out.push(v as u32),
-        Field::Bytes(mut packed) => {
-            while !packed.is_empty() {
-                out.push(read_varint(&mut packed)? as u32);
-            }
-        }
-        Field::Fixed => return Err("bad vector tile: a fixed-width number list".into()),
-    }
-    Ok(())
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_varint_field(out: &mut Vec<u8>, tag: u32, v: u64) {
-    put_varint(out, u64::from(tag) << 3);
-    put_varint(out, v);
-}
-
-fn put_bytes(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
-    put_varint(out, (u64::from(tag) << 3) | 2);
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-fn put_packed(out: &mut Vec<u8>, tag: u32, values: &[u32], scratch: &mut Vec<u8>) {
-    scratch.clear();
-    for v in values {
-        put_varint(scratch, u64::from(*v));
-    }
-    put_bytes(out, tag, scratch);
-}
-
 /// One layer of one source tile, its parts still borrowed from the tile's bytes.
 struct SourceLayer<'a> {
     name: &'a [u8],
@@ -268,7 +161,7 @@ impl<'a> SourceLayer<'a> {
             values: Vec::new(),
         };
         let mut fields = Fields::new(bytes);
-        while let Some((tag, field)) = fields.next()? {
+        while let Some((tag, field)) = fields.next_field()? {
             match (tag, field) {
                 (LAYER_NAME, Field::Bytes(b)) => layer.name = b,
                 (LAYER_FEATURE, Field::Bytes(b)) => layer.features.push(b),
@@ -319,12 +212,12 @@ impl<'a> MergedLayer<'a> {
             .keys
             .iter()
             .map(|k| intern(k, &mut self.keys, &mut self.key_index))
-            .collect();
+            .collect::<Result<_, _>>()?;
         let value_map: Vec<u32> = layer
             .values
             .iter()
             .map(|v| intern(v, &mut self.values, &mut self.value_index))
-            .collect();
+            .collect::<Result<_, _>>()?;
         let renumbered = key_map.iter().enumerate().any(|(i, k)| *k as usize != i)
             || value_map.iter().enumerate().any(|(i, v)| *v as usize != i);
         let ours = self.extent.unwrap_or(DEFAULT_EXTENT);
@@ -346,7 +239,7 @@ impl<'a> MergedLayer<'a> {
             geometry_fields.clear();
             let (mut id, mut kind) = (None, None);
             let mut fields = Fields::new(raw);
-            while let Some((tag, field)) = fields.next()? {
+            while let Some((tag, field)) = fields.next_field()? {
                 match (tag, field) {
                     (FEATURE_ID, Field::Varint(v)) => id = Some(v),
                     (FEATURE_TYPE, Field::Varint(v)) => kind = Some(v),
@@ -426,7 +319,7 @@ impl<'a> MergedLayer<'a> {
 fn check_tags(feature: &[u8], keys: usize, values: usize, layer: &[u8]) -> Result<(), String> {
     let mut count = 0usize;
     let mut fields = Fields::new(feature);
-    while let Some((tag, field)) = fields.next()? {
+    while let Some((tag, field)) = fields.next_field()? {
         let mut check = |v: u64| {
             let limit = if count.is_multiple_of(2) {
                 keys
@@ -469,17 +362,25 @@ fn intern<'a>(
     item: &'a [u8],
     table: &mut Vec<&'a [u8]>,
     index: &mut HashMap<&'a [u8], u32>,
-) -> u32 {
-    *index.entry(item).or_insert_with(|| {
-        table.push(item);
-        table.len() as u32 - 1
-    })
+) -> Result<u32, String> {
+    if let Some(i) = index.get(item) {
+        return Ok(*i);
+    }
+    let i = u32_value(table.len() as u64)?;
+    table.push(item);
+    index.insert(item, i);
+    Ok(i)
 }
 
 /// Re-expresses geometry commands drawn on a `from` grid on a `to` grid.
 fn rescale(geometry: &[u32], to: u64, from: u64) -> Result<Vec<u32>, String> {
-    let zigzag = |v: i64| ((v << 1) ^ (v >> 63)) as u32;
-    let unzigzag = |v: u32| ((v >> 1) as i64) ^ -((v & 1) as i64);
+    // Coordinates are zigzag-encoded 32-bit integers; one that leaves that range when
+    // rescaled is an error, not wrapped around.
+    let zigzag = |v: i64| -> Result<u32, String> {
+        let v = i32::try_from(v).map_err(|_| "geometry outside the tile's coordinate range")?;
+        Ok(((v << 1) ^ (v >> 31)) as u32)
+    };
+    let unzigzag = |v: u32| i64::from((v >> 1) as i32 ^ -((v & 1) as i32));
     let scale = to as f64 / from.max(1) as f64;
     let mut out = Vec::with_capacity(geometry.len());
     let (mut x, mut y, mut sx, mut sy) = (0i64, 0i64, 0i64, 0i64);
@@ -502,8 +403,8 @@ fn rescale(geometry: &[u32], to: u64, from: u64) -> Result<Vec<u32>, String> {
                     (x as f64 * scale).round() as i64,
                     (y as f64 * scale).round() as i64,
                 );
-                out.push(zigzag(nx - sx));
-                out.push(zigzag(ny - sy));
+                out.push(zigzag(nx - sx)?);
+                out.push(zigzag(ny - sy)?);
                 (sx, sy) = (nx, ny);
             }
         }

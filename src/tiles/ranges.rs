@@ -1,7 +1,12 @@
 //! Which bytes of an archive a request asks for: a `Range: bytes=…` header, or the query
 //! form `?rangeFirst=A&rangeLast=B` that clients send because Sandstorm drops Range headers.
+//! The header's syntax is read by `http-range-header`; this module only decides what a
+//! range means for a file of a given size. The tests' and benchmarks' map-data servers read
+//! `Range` through [`from_header`] too.
 
 use std::ops::RangeInclusive;
+
+use http_range_header::{EndPosition, StartPosition};
 
 use crate::error::AppError;
 
@@ -41,28 +46,28 @@ pub fn wanted(
         }
         return Ok(clamp(first, last, size));
     }
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
-        return Ok(Wanted::Whole);
+    Ok(header.map_or(Wanted::Whole, |h| from_header(h, size)))
+}
+
+/// What a `Range` header asks of a file of `size` bytes. One range of bytes is served; a
+/// header that is malformed, reversed or asks for several ranges is ignored (the whole
+/// file), as HTTP allows; a suffix longer than the file is the whole file.
+pub fn from_header(header: &str, size: u64) -> Wanted {
+    let Ok(parsed) = http_range_header::parse_range_header(header.trim()) else {
+        return Wanted::Whole;
     };
-    if spec.contains(',') {
-        return Ok(Wanted::Whole);
+    let [range] = parsed.ranges.as_slice() else {
+        return Wanted::Whole;
+    };
+    let last = match range.end {
+        EndPosition::Index(last) => last,
+        EndPosition::LastByte => u64::MAX,
+    };
+    match range.start {
+        StartPosition::Index(first) if first <= last => clamp(first, last, size),
+        StartPosition::Index(_) => Wanted::Whole,
+        StartPosition::FromLast(suffix) => clamp(size.saturating_sub(suffix), last, size),
     }
-    let Some((a, b)) = spec.split_once('-') else {
-        return Ok(Wanted::Whole);
-    };
-    let (a, b) = (a.trim(), b.trim());
-    Ok(match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(first), Ok(last)) if first <= last => clamp(first, last, size),
-        (Ok(first), Err(_)) if b.is_empty() => clamp(first, u64::MAX, size),
-        (Err(_), Ok(suffix)) if a.is_empty() && suffix > 0 => {
-            if size == 0 {
-                Wanted::Unsatisfiable
-            } else {
-                Wanted::Part(size.saturating_sub(suffix)..=size - 1)
-            }
-        }
-        _ => Wanted::Whole,
-    })
 }
 
 fn clamp(first: u64, last: u64, size: u64) -> Wanted {
@@ -111,6 +116,10 @@ mod tests {
             wanted(None, None, Some("bytes=0-1,4-5"), 100).unwrap(),
             Wanted::Whole
         );
+        assert_eq!(from_header("bytes=-500", 100), Wanted::Part(0..=99));
+        assert_eq!(from_header("bytes=-5", 0), Wanted::Unsatisfiable);
+        assert_eq!(from_header("bytes=x-5", 100), Wanted::Whole);
+        assert_eq!(from_header("bytes=5", 100), Wanted::Whole);
     }
 
     #[test]

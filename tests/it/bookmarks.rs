@@ -153,15 +153,6 @@ async fn bad_bookmarks_are_refused_with_a_sentence_and_nothing_is_stored() {
             .unwrap();
         assert_error(r, 400).await;
     }
-    let r = server
-        .client
-        .post(server.url("/app/bookmark"))
-        .header("X-Sandstorm-Permissions", "bookmarks")
-        .body("{\"name\": \"x\", \"latlng\": {\"lat\": 1, \"lng\": 1}}")
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 400).await;
     assert!(bookmarks_db_rows(dir.path()).is_empty());
 }
 
@@ -281,4 +272,100 @@ async fn the_kmz_export_is_a_zip_of_escaped_kml_2_2() {
     assert!(!kml.contains("&amp;amp;"), "double-escaped: {kml}");
     assert_eq!(coords.len(), names.len());
     assert!(coords.iter().all(|c| *c == "11.25,43.77"), "{coords:?}");
+}
+
+#[tokio::test]
+async fn names_with_control_characters_are_refused_and_tab_and_newline_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    for c in (0u8..0x20)
+        .map(char::from)
+        .filter(|c| *c != '\t' && *c != '\n')
+    {
+        let body = json!({"name": format!("Bad{c}name"), "latlng": {"lat": 1, "lng": 2}});
+        let msg = assert_error(server.post("/app/bookmark", &body).await, 400).await;
+        assert!(msg.contains("control characters"), "{c:?}: {msg}");
+    }
+    assert!(bookmarks_db_rows(dir.path()).is_empty());
+    let (_, saved) = create(&server, "Two\tcolumns\nand lines").await;
+    assert_eq!(saved["name"], "Two\tcolumns\nand lines");
+}
+
+/// The `<name>` texts of a KML document, read by an XML parser to its end (which fails on a
+/// document that is not well-formed).
+fn kml_names(kml: &str) -> Vec<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(kml);
+    let (mut names, mut in_name) = (Vec::<String>::new(), false);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                in_name = e.name().into_inner() == "name";
+                if in_name {
+                    names.push(String::new());
+                }
+            }
+            Ok(Event::End(_)) => in_name = false,
+            Ok(Event::Text(t)) if in_name => names.last_mut().unwrap().push_str(&t.xml10_content()),
+            Ok(Event::GeneralRef(r)) if in_name => {
+                let entity = format!("&{};", &*r);
+                let text = quick_xml::escape::unescape(&entity).unwrap().into_owned();
+                names.last_mut().unwrap().push_str(&text);
+            }
+            Ok(Event::Eof) => return names,
+            Ok(_) => {}
+            Err(e) => panic!("KML is not well-formed: {e}\n{kml}"),
+        }
+    }
+}
+
+async fn export_kml(server: &TestServer) -> String {
+    let r = server.get_as("/app/export.kmz", None, "").await;
+    assert_eq!(r.status(), 200);
+    let bytes = r.bytes().await.unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut kml = String::new();
+    zip.by_name("doc.kml")
+        .unwrap()
+        .read_to_string(&mut kml)
+        .unwrap();
+    kml
+}
+
+#[tokio::test]
+async fn old_rows_holding_control_characters_still_export_well_formed_kml() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("data/bookmarks.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE bookmarks (id VARCHAR PRIMARY KEY, version INT, name VARCHAR, lat VARCHAR, lng VARCHAR);",
+    )
+    .unwrap();
+    let every_control: String = (0u8..0x20).map(char::from).collect();
+    let stored = [
+        format!("Old{every_control}name"),
+        "<b>Fish & \"Chips\"</b> 'ok' ]]>".to_string(),
+        "\u{1}\u{8}".to_string(),
+    ];
+    for (i, name) in stored.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO bookmarks VALUES (?1, 0, ?2, '43.77', '11.25')",
+            rusqlite::params![format!("old{i}"), name],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let server = TestServer::start(dir.path());
+    create(&server, "New & <fresh>").await;
+    let mut names = kml_names(&export_kml(&server).await);
+    assert_eq!(names.remove(0), "Desert Atlas bookmarks");
+    names.sort();
+    let mut expected = vec![
+        "Old\t\n\rname".to_string(),
+        "<b>Fish & \"Chips\"</b> 'ok' ]]>".to_string(),
+        String::new(),
+        "New & <fresh>".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(names, expected);
 }

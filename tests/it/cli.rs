@@ -1,4 +1,4 @@
-//! The command line: modes, refusals, and errors a person can act on (CONTRACT §1).
+//! The command line: modes, refusals, and errors a person can act on (docs/api.md §1).
 
 use std::process::Command;
 

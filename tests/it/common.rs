@@ -21,6 +21,8 @@ pub struct Options {
     /// up: a tmpfs mounted in a mount namespace of the server's own (`unshare`), gone with
     /// the server. Read its files through [`TestServer::data_path`].
     pub disk_kib: Option<u64>,
+    /// Limits the server's open files (RLIMIT_NOFILE) to this many.
+    pub open_files: Option<u64>,
 }
 
 impl Default for Options {
@@ -30,6 +32,7 @@ impl Default for Options {
             extra_args: Vec::new(),
             env: Vec::new(),
             disk_kib: None,
+            open_files: None,
         }
     }
 }
@@ -78,6 +81,23 @@ impl TestServer {
         }
         for (k, v) in &options.env {
             cmd.env(k, v);
+        }
+        if let Some(files) = options.open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: files,
+                        rlim_max: files,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let mut child = cmd.spawn().expect("start desert-atlas");
         let stderr = Arc::new(Mutex::new(String::new()));

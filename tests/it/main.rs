@@ -15,6 +15,7 @@ mod mapserver;
 mod nginx;
 mod powerbox;
 mod regions;
+mod requests;
 mod search;
 mod shutdown;
 mod stalls;

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
+use desert_atlas::tiles::ranges::{self, Wanted};
 use tokio::sync::watch;
 
 #[derive(Clone, Debug)]
@@ -172,10 +173,10 @@ async fn serve(
     let start = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("bytes="))
-        .and_then(|v| v.strip_suffix('-'))
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|s| *s < bytes.len());
+        .and_then(|v| match ranges::from_header(v, bytes.len() as u64) {
+            Wanted::Part(range) => usize::try_from(*range.start()).ok(),
+            _ => None,
+        });
     match fault {
         Some(Fault::Status(code)) => return StatusCode::from_u16(code).unwrap().into_response(),
         Some(Fault::Redirect(to)) => {

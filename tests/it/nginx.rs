@@ -120,10 +120,23 @@ async fn the_shipped_nginx_config_serves_the_client_and_proxies_the_api_and_rang
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
+    // The page's own origin (nginx's address, port included) passes the cross-site check
+    // behind nginx; another does not.
+    let cross_site = client
+        .post(format!("{base}/app/bookmark"))
+        .header("X-Sandstorm-User-Id", "u1")
+        .header("X-Sandstorm-Permissions", "bookmarks")
+        .header("Origin", "http://evil.example")
+        .json(&add)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
     let saved = client
         .post(format!("{base}/app/bookmark"))
         .header("X-Sandstorm-User-Id", "u1")
         .header("X-Sandstorm-Permissions", "bookmarks")
+        .header("Origin", &base)
         .json(&add)
         .send()
         .await

@@ -1,4 +1,4 @@
-//! Region downloads against a local map-data server with injected faults (CONTRACT §2, §5).
+//! Region downloads against a local map-data server with injected faults (docs/api.md §2, §5).
 
 use std::path::Path;
 use std::process::Command;

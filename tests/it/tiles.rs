@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use desert_atlas::layout::Layout;
-use desert_atlas::tiles::TileStore;
 use desert_atlas::tiles::mvt::gunzip;
+use desert_atlas::tiles::{TileStore, merged};
 
 use crate::common::{TestServer, assert_error};
 use crate::fixtures::{
@@ -439,4 +439,150 @@ async fn hostile_archives_answer_errors_and_never_take_the_server_down() {
     install_region(dir.path(), "good", &good);
     let server = server.restart();
     assert_eq!(server.get(&tile_url(FLORENCE_Z10)).await.status(), 200);
+}
+
+/// The names of the layers of tile `address`, and the values of their features' `name`
+/// tags, read from the server as plain and as gzip'd (both must agree).
+async fn layers_and_names(
+    server: &TestServer,
+    address: (u8, u32, u32),
+) -> (Vec<String>, Vec<String>) {
+    let plain = server.get(&tile_url(address)).await.bytes().await.unwrap();
+    let gz = server
+        .client
+        .get(server.url(&tile_url(address)))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(gunzip(&gz).unwrap(), plain.to_vec());
+    let tile = decode(&plain);
+    let mut names = Vec::new();
+    for layer in &tile.layers {
+        for feature in &layer.features {
+            for pair in feature.tags.chunks(2) {
+                if layer.keys[pair[0] as usize] == "name" {
+                    names.push(layer.values[pair[1] as usize].string_value.clone().unwrap());
+                }
+            }
+        }
+    }
+    (tile.layers.iter().map(|l| l.name.clone()).collect(), names)
+}
+
+#[tokio::test]
+async fn merged_tiles_are_never_served_stale_after_an_install_or_a_delete() {
+    use crate::mapserver::MapServer;
+    use crate::regions::{WAIT, done, download, fetch_manifest, pack_sized, start};
+    use serde_json::json;
+
+    let out = tempfile::tempdir().unwrap();
+    pack_sized(out.path(), "newcomer", &["Somewhere"], 1_000_000, 100);
+    let map = MapServer::start(out.path()).await;
+    let dir = tempfile::tempdir().unwrap();
+    one_region(dir.path());
+    let archive = dir.path().join("b.pmtiles");
+    write_pmtiles(
+        &archive,
+        FLORENCE,
+        (0, 14),
+        &[(FLORENCE_Z10, mvt(&[("water", &[("name", "Arno")])]))],
+        true,
+    );
+    install_region(dir.path(), "b", &archive);
+    let server = start(dir.path(), &map, &[]);
+
+    let before = layers_and_names(&server, FLORENCE_Z10).await;
+    assert_eq!(
+        before,
+        (vec!["roads".into(), "water".into()], vec!["Arno".into()])
+    );
+    // Asked again, the merged tile (now kept) is the same.
+    assert_eq!(layers_and_names(&server, FLORENCE_Z10).await, before);
+
+    // An install: the merged tile holds the new region's features at once.
+    fetch_manifest(&server).await;
+    download(&server, "newcomer").await;
+    server.wait_for_status(WAIT, |s| done(s, "newcomer")).await;
+    // The status lists a region as done once its marker is written, a moment before the tile
+    // store takes it in; from the moment the tile source lists it, its tiles are in every
+    // answer.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !server.get_json("/tiles/tiles.json").await["regions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("newcomer"))
+    {
+        assert!(std::time::Instant::now() < deadline, "never served");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (_, names) = layers_and_names(&server, FLORENCE_Z10).await;
+    assert_eq!(names, vec!["newcomer".to_string(), "Arno".into()]);
+
+    // Deletes: what the deleted regions held is gone from it at once.
+    for (id, expected) in [
+        ("newcomer", (vec!["roads", "water"], vec!["Arno"])),
+        ("b", (vec!["roads"], vec![])),
+    ] {
+        let r = server
+            .post("/app/map-delete", &json!({"tile-id": id}))
+            .await;
+        assert_eq!(r.status(), 200);
+        server
+            .wait_for_status(WAIT, |s| {
+                !done(s, id) && s["queued-for-deletion"] == json!([])
+            })
+            .await;
+        let (layers, names) = layers_and_names(&server, FLORENCE_Z10).await;
+        assert_eq!(
+            (
+                layers.iter().map(String::as_str).collect::<Vec<_>>(),
+                names.iter().map(String::as_str).collect::<Vec<_>>()
+            ),
+            expected,
+            "after deleting {id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_merged_tile_is_made_once_per_snapshot_and_released_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    one_region(dir.path());
+    let archive = dir.path().join("b.pmtiles");
+    write_one_tile_pmtiles(&archive, "water");
+    install_region(dir.path(), "b", &archive);
+    let layout = Layout::new(dir.path());
+    let store = TileStore::new(&layout);
+    store.refresh().await;
+    let snapshot = store.installed();
+    let covering: Vec<_> = snapshot.values().cloned().collect();
+    let first = merged::tile(&snapshot.merged, &covering, FLORENCE_Z10, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.gzipped);
+    let kept = snapshot.merged.weight();
+    assert!(kept >= first.bytes.len() as u64, "{kept}");
+    let again = merged::tile(&snapshot.merged, &covering, FLORENCE_Z10, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.bytes.as_ptr(),
+        first.bytes.as_ptr(),
+        "served from the cache"
+    );
+    // A refresh starts a new snapshot with nothing kept; the old one is left as it was.
+    store.refresh().await;
+    assert_eq!(store.installed().merged.weight(), 0);
+    merged::tile(&store.installed().merged, &covering, FLORENCE_Z10, false)
+        .await
+        .unwrap();
+    assert!(store.installed().merged.weight() > 0);
+    store.release_memory();
+    assert_eq!(store.installed().merged.weight(), 0);
 }

@@ -1,4 +1,4 @@
-//! Tutorial state per user and permission type (CONTRACT §2, §3, §4).
+//! Tutorial state per user and permission type (docs/api.md §2, §3, §4).
 
 use serde_json::{Value, json};
 

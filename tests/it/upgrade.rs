@@ -1,4 +1,4 @@
-//! Upgrading an existing grain (CONTRACT §4): a data directory laid out by the previous
+//! Upgrading an existing grain (docs/api.md §4): a data directory laid out by the previous
 //! version starts with everything still there and working.
 
 use std::path::Path;
