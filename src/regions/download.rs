@@ -43,6 +43,10 @@ pub enum Stop {
     /// message is for the user. Its partial download is removed rather than kept for a
     /// retry: it holds space the grain needs.
     NoRoom(String),
+    /// What the map server sent is not a region this program accepts (a part larger than
+    /// declared, an archive that expands past its bounds or fails its checks); the message
+    /// is for the user. Its download is removed: fetching it again would bring the same.
+    Refused(String),
 }
 
 /// A failure of the grain's own storage (recording progress in the queue, say).

@@ -141,7 +141,7 @@ fn unpack(
                 imported = Some(rows);
             }
             _ => {
-                return Err(Stop::Failed(format!(
+                return Err(Stop::Refused(format!(
                     "the archive holds an unexpected member {shown:?} ({kind:?}); it was not installed"
                 )));
             }
@@ -149,10 +149,10 @@ fn unpack(
     }
     match (tiles_done, imported) {
         (true, Some(rows)) => {
-            check_pmtiles(tiles_tmp)?;
+            crate::tiles::validate::check_file(tiles_tmp).map_err(Stop::Refused)?;
             Ok(rows)
         }
-        _ => Err(Stop::Failed(
+        _ => Err(Stop::Refused(
             "the archive lacks pkg/tiles.pmtiles or pkg/search.csv; it was not installed".into(),
         )),
     }
@@ -175,19 +175,6 @@ fn write_file(from: &mut impl Read, to: &Path) -> Result<(), Stop> {
     io::copy(from, &mut file).map_err(fail)?;
     file.flush().map_err(fail)?;
     file.sync_all().map_err(fail)?;
-    Ok(())
-}
-
-fn check_pmtiles(path: &Path) -> Result<(), Stop> {
-    let mut magic = [0u8; 8];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .map_err(|_| Stop::Failed("the region's tiles file is too short to be PMTiles".into()))?;
-    if &magic != b"PMTiles\x03" {
-        return Err(Stop::Failed(
-            "the region's tiles file is not a PMTiles v3 archive".into(),
-        ));
-    }
     Ok(())
 }
 

@@ -168,8 +168,8 @@ impl Regions {
                 tracing::info!("region {id}: download stopped for a deletion");
                 self.tracker.remove(id);
             }
-            Err(Stop::NoRoom(message)) => {
-                tracing::error!("region {id} does not fit: {message}");
+            Err(Stop::NoRoom(message) | Stop::Refused(message)) => {
+                tracing::error!("region {id} does not fit or was refused: {message}");
                 // Kept, the parts would hold the space the grain needs for anything else.
                 // The download has returned, so none of its writes is still running.
                 let dir = self.layout.big_tmp_dir().join(id.as_str());

@@ -9,6 +9,7 @@ pub mod http;
 pub mod mvt;
 pub mod ranges;
 pub mod tilejson;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
