@@ -21,6 +21,10 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
     (rc == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
+/// Free space an install leaves on the disk while it unpacks, for everything else the grain
+/// writes (bookmarks, the queue).
+pub const KEEP_FREE: u64 = 8 * 1024 * 1024;
+
 /// Room a region needs, as a multiple of its download: the parts, the unpacked tiles and the
 /// search rows.
 pub const INSTALL_FACTOR: u64 = 3;

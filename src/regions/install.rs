@@ -13,6 +13,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::download::Stop;
+use super::unpack_limits::{Compressed, CsvBounds, Expansion, Tripped};
 use crate::error::{AppError, DISK_FULL, is_disk_full};
 use crate::layout::Layout;
 use crate::search::{ImportReport, SearchIndex};
@@ -80,10 +81,27 @@ pub fn install(
     report: &mut dyn FnMut(Step),
 ) -> Result<ImportReport, Stop> {
     let tiles_tmp = work_dir.join("tiles.pmtiles.tmp");
-    let result = unpack(search, id, parts, wait, &tiles_tmp, report).and_then(|imported| {
+    let tripped = Tripped::default();
+    let parts = Concatenated {
+        files: parts.into_iter().enumerate(),
+        current: None,
+        wait,
+    };
+    let result = unpack(
+        search,
+        id,
+        parts,
+        &tiles_tmp,
+        layout.root(),
+        &tripped,
+        report,
+    )
+    .and_then(|imported| {
         finish(layout, id, &tiles_tmp)?;
         Ok(imported)
-    });
+    })
+    // A bound crossed is the reason, whatever the readers above made of it.
+    .map_err(|stop| tripped.take().unwrap_or(stop));
     if result.is_err() {
         let _ = std::fs::remove_file(&tiles_tmp);
         if let Err(e) = search.delete_region(id) {
@@ -96,18 +114,16 @@ pub fn install(
 fn unpack(
     search: &SearchIndex,
     id: &TileId,
-    parts: Vec<PathBuf>,
-    wait: &dyn Fn(usize) -> io::Result<()>,
+    parts: Concatenated,
     tiles_tmp: &Path,
+    disk_root: &Path,
+    tripped: &Tripped,
     report: &mut dyn FnMut(Step),
 ) -> Result<ImportReport, Stop> {
-    let stream = Concatenated {
-        files: parts.into_iter().enumerate(),
-        current: None,
-        wait,
-    };
+    let (stream, compressed) = Compressed::new(parts);
     let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(256 * 1024, stream));
-    let mut archive = tar::Archive::new(gz);
+    let unpacked = Expansion::new(gz, compressed, disk_root.to_path_buf(), tripped.clone());
+    let mut archive = tar::Archive::new(unpacked);
     let damaged = |e: io::Error| {
         Stop::Failed(format!(
             "the downloaded archive is damaged ({e}); try again"
@@ -129,7 +145,7 @@ fn unpack(
             (SEARCH_MEMBER, tar::EntryType::Regular) if imported.is_none() => {
                 report(Step::SearchSize(entry.size()));
                 let mut counted = Counting {
-                    inner: &mut entry,
+                    inner: CsvBounds::new(&mut entry, tripped.clone()),
                     on_read: &mut |n| report(Step::SearchRead(n)),
                 };
                 let rows = search
@@ -149,6 +165,7 @@ fn unpack(
     }
     match (tiles_done, imported) {
         (true, Some(rows)) => {
+            // The region counts as installed only with tiles the tile server can read.
             crate::tiles::validate::check_file(tiles_tmp).map_err(Stop::Refused)?;
             Ok(rows)
         }

@@ -17,6 +17,7 @@ pub mod pack;
 pub mod part_limit;
 pub mod progress;
 pub mod queue;
+pub mod unpack_limits;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -325,3 +325,167 @@ async fn an_installed_archive_with_a_metadata_bomb_is_served_without_expanding_i
     let peak = peak_memory(server.pid());
     assert!(peak < 256 << 20, "peak memory {} MB", peak >> 20);
 }
+
+/// Writes region `id` as one part whose archive holds `pkg/` and `members` (name, size,
+/// content), with its entry, sizes and checksums, in `out/manifest.json`.
+fn tar_package(out: &Path, id: &str, members: Vec<(&str, u64, Box<dyn Read>)>) {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    tar.append_data(&mut dir, "pkg/", std::io::empty()).unwrap();
+    for (name, size, content) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut h, name, content).unwrap();
+    }
+    let bytes = tar.into_inner().unwrap().finish().unwrap();
+    let name = format!("{id}.tar.gz.00");
+    std::fs::write(out.join(&name), &bytes).unwrap();
+    let mut list: serde_json::Map<String, Value> = std::fs::read(out.join("manifest.json"))
+        .ok()
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or_default();
+    use sha2::Digest;
+    list.insert(
+        id.into(),
+        serde_json::json!({
+            "files": [name],
+            "bounds": [[43.7, 11.1], [43.9, 11.4]],
+            "bytes": [bytes.len()],
+            "sha256": [hex::encode(sha2::Sha256::digest(&bytes))],
+        }),
+    );
+    std::fs::write(
+        out.join("manifest.json"),
+        serde_json::to_vec(&list).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A valid one-tile archive's bytes.
+fn good_tiles() -> Vec<u8> {
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("t.pmtiles");
+    write_one_tile_pmtiles(&path, "roads");
+    std::fs::read(path).unwrap()
+}
+
+fn member(name: &str, bytes: Vec<u8>) -> (&str, u64, Box<dyn Read>) {
+    (
+        name,
+        bytes.len() as u64,
+        Box::new(std::io::Cursor::new(bytes)),
+    )
+}
+
+#[tokio::test]
+async fn a_gzip_bomb_is_refused_past_its_ratio_and_leaves_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    // About 1 MiB that unpacks to 1 GiB of tiles.
+    let gib = 1u64 << 30;
+    tar_package(
+        out.path(),
+        "bomb",
+        vec![
+            member("pkg/search.csv", PLACE_CSV.as_bytes().to_vec()),
+            (
+                "pkg/tiles.pmtiles",
+                gib,
+                Box::new(std::io::repeat(0).take(gib)),
+            ),
+        ],
+    );
+    let map = MapServer::start(out.path()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &map, &[]);
+    fetch_manifest(&server).await;
+    let (status, error) = download_until_failed(&server, "bomb").await;
+    assert!(error.contains("more than 20 times its download"), "{error}");
+    nothing_left_of(&server, &status, "bomb", "hostile").await;
+    let peak = peak_memory(server.pid());
+    assert!(peak < 128 << 20, "peak memory {} MB", peak >> 20);
+}
+
+#[tokio::test]
+async fn unpacking_stops_before_the_disk_is_full() {
+    let out = tempfile::tempdir().unwrap();
+    // 64 MiB that compresses about 5 times, as no bomb would (one random byte in 16), so
+    // only the disk (48 MiB) stops it.
+    let mut seed = 11u64;
+    let tiles: Vec<u8> = (0..64u32 << 20)
+        .map(|i| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            if i % 16 == 15 {
+                (seed >> 56) as u8
+            } else {
+                b'a'
+            }
+        })
+        .collect();
+    tar_package(
+        out.path(),
+        "wide",
+        vec![
+            member("pkg/tiles.pmtiles", tiles),
+            member("pkg/search.csv", PLACE_CSV.as_bytes().to_vec()),
+        ],
+    );
+    let map = MapServer::start(out.path()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::regions::start_with(dir.path(), &map, &[], Some(48 * 1024));
+    fetch_manifest(&server).await;
+    let (status, error) = download_until_failed(&server, "wide").await;
+    assert!(error.contains("nearly full"), "{error}");
+    nothing_left_of(&server, &status, "wide", "hostile").await;
+    let bookmark = serde_json::json!({"name": "After", "latlng": {"lat": 43.77, "lng": 11.25}});
+    assert_eq!(server.post("/app/bookmark", &bookmark).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_search_csv_with_a_huge_field_or_an_unclosed_quote_is_refused_in_bounded_memory() {
+    let out = tempfile::tempdir().unwrap();
+    let gib = 1u64 << 30;
+    let head = b"name,lat,lng\nA,43.7,".to_vec();
+    let field = std::io::Cursor::new(head.clone()).chain(std::io::repeat(b'1').take(gib));
+    tar_package(
+        out.path(),
+        "field",
+        vec![
+            member("pkg/tiles.pmtiles", good_tiles()),
+            ("pkg/search.csv", head.len() as u64 + gib, Box::new(field)),
+        ],
+    );
+    let mut unclosed = String::from("name,lat,lng\n\"Hostile Square,43.77,11.25\n");
+    for i in 0..100_000 {
+        unclosed.push_str(&format!("Hostile Street {i},43.7,11.2\n"));
+    }
+    tar_package(
+        out.path(),
+        "quote",
+        vec![
+            member("pkg/tiles.pmtiles", good_tiles()),
+            member("pkg/search.csv", unclosed.into_bytes()),
+        ],
+    );
+    let map = MapServer::start(out.path()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &map, &[]);
+    fetch_manifest(&server).await;
+    let (status, errors) = failures(&server, &["field", "quote"]).await;
+    for error in errors {
+        assert!(
+            error.contains("search data has a field longer than 64 KiB, maybe an unclosed quote"),
+            "{error}"
+        );
+    }
+    for id in ["field", "quote"] {
+        nothing_left_of(&server, &status, id, "hostile").await;
+    }
+    let peak = peak_memory(server.pid());
+    assert!(peak < 128 << 20, "peak memory {} MB", peak >> 20);
+}
