@@ -61,6 +61,8 @@ pub struct Regions {
     running: Mutex<HashMap<TileId, (Action, CancelFlag)>>,
     connections: Semaphore,
     wake: Notify,
+    /// Space held back so that deletes work on a full disk.
+    reserve: disk::Reserve,
 }
 
 impl Regions {
@@ -87,6 +89,11 @@ impl Regions {
             running: Mutex::new(HashMap::new()),
             connections: Semaphore::new(CONNECTIONS),
             wake: Notify::new(),
+            reserve: {
+                let reserve = disk::Reserve::new(layout.disk_reserve());
+                reserve.refill();
+                reserve
+            },
         })
     }
 
@@ -332,6 +339,7 @@ impl Regions {
         match result {
             Ok(()) => {
                 tracing::info!("region {id} deleted");
+                self.reserve.refill();
                 if let Err(e) = self.queue.finish(id, Action::Delete) {
                     tracing::error!("region {id}: {e}");
                 }
@@ -528,7 +536,9 @@ impl Regions {
                     "The base map is part of the app and cannot be deleted.".into(),
                 ));
             }
-            self.queue.put(&id, Action::Delete)?;
+            // On a full disk, recording the delete takes the space held back for it.
+            self.reserve
+                .or_release(|| self.queue.put(&id, Action::Delete))?;
         }
         self.wake.notify_one();
         Ok(())
