@@ -64,6 +64,11 @@ impl Layout {
         self.data_dir().join("regions.db")
     }
 
+    /// Space held back so that a region can be deleted on a full disk (`regions::disk`).
+    pub fn disk_reserve(&self) -> PathBuf {
+        self.data_dir().join("disk-reserve")
+    }
+
     pub fn search_db(&self) -> PathBuf {
         self.root.join("search.db")
     }

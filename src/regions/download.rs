@@ -55,6 +55,10 @@ pub enum Stop {
     /// The grain may not reach the map-data server (no access token, or the grant was
     /// revoked); `key` tells the page to ask the user. Not retried.
     Access { key: &'static str, message: String },
+    /// What the map server sent is not a region this program accepts (a part larger than
+    /// declared, an archive that expands past its bounds or fails its checks); the message
+    /// is for the user. Its download is removed: fetching it again would bring the same.
+    Refused(String),
 }
 
 /// A failure of the grain's own storage (recording progress in the queue, say).

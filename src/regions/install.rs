@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::download::Stop;
 use super::spool;
+use super::unpack_limits::{Compressed, CsvBounds, Expansion, Tripped};
 use crate::error::{AppError, DISK_FULL, is_disk_full};
 use crate::layout::Layout;
 use crate::search::{ImportReport, SearchIndex};
@@ -80,12 +81,15 @@ pub fn install(
 ) -> Result<ImportReport, Stop> {
     let tiles_tmp = work_dir.join("tiles.pmtiles.tmp");
     let search_csv = work_dir.join("search.csv");
-    let result = unpack(parts, &tiles_tmp, &search_csv, report)
+    let tripped = Tripped::default();
+    let result = unpack(parts, &tiles_tmp, &search_csv, layout.root(), &tripped, report)
         .and_then(|()| import(search, id, &search_csv, cancel, report))
         .and_then(|imported| {
             finish(layout, id, &tiles_tmp)?;
             Ok(imported)
-        });
+        })
+        // A bound crossed is the reason, whatever the readers above made of it.
+        .map_err(|stop| tripped.take().unwrap_or(stop));
     let _ = std::fs::remove_file(&search_csv);
     if result.is_err() {
         let _ = std::fs::remove_file(&tiles_tmp);
@@ -127,6 +131,8 @@ fn unpack(
     parts: Parts<'_>,
     tiles_tmp: &Path,
     search_csv: &Path,
+    disk_root: &Path,
+    tripped: &Tripped,
     report: &mut dyn FnMut(Step),
 ) -> Result<(), Stop> {
     let stream = Concatenated {
@@ -134,8 +140,10 @@ fn unpack(
         current: None,
         wait: parts.wait,
     };
+    let (stream, compressed) = Compressed::new(stream);
     let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(256 * 1024, stream));
-    let mut archive = tar::Archive::new(gz);
+    let unpacked = Expansion::new(gz, compressed, disk_root.to_path_buf(), tripped.clone());
+    let mut archive = tar::Archive::new(unpacked);
     let damaged = |e: io::Error| {
         Stop::Failed(format!(
             "the downloaded archive is damaged ({e}); try again"
@@ -155,21 +163,23 @@ fn unpack(
                 tiles_done = true;
             }
             (SEARCH_MEMBER, tar::EntryType::Regular) if !spooled => {
-                let rows = spool::spool(&mut entry, search_csv)
+                let mut bounded = CsvBounds::new(&mut entry, tripped.clone());
+                let rows = spool::spool(&mut bounded, search_csv)
                     .map_err(file_failure("cannot set the search rows aside"))?;
                 report(Step::SearchRows(rows));
                 spooled = true;
             }
             _ => {
-                return Err(Stop::Failed(format!(
+                return Err(Stop::Refused(format!(
                     "the archive holds an unexpected member {shown:?} ({kind:?}); it was not installed"
                 )));
             }
         }
     }
     match (tiles_done, spooled) {
-        (true, true) => check_pmtiles(tiles_tmp),
-        _ => Err(Stop::Failed(
+        // The region counts as installed only with tiles the tile server can read.
+        (true, true) => crate::tiles::validate::check_file(tiles_tmp).map_err(Stop::Refused),
+        _ => Err(Stop::Refused(
             "the archive lacks pkg/tiles.pmtiles or pkg/search.csv; it was not installed".into(),
         )),
     }
@@ -192,19 +202,6 @@ fn write_file(from: &mut impl Read, to: &Path) -> Result<(), Stop> {
     io::copy(from, &mut file).map_err(fail)?;
     file.flush().map_err(fail)?;
     file.sync_all().map_err(fail)?;
-    Ok(())
-}
-
-fn check_pmtiles(path: &Path) -> Result<(), Stop> {
-    let mut magic = [0u8; 8];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .map_err(|_| Stop::Failed("the region's tiles file is too short to be PMTiles".into()))?;
-    if &magic != b"PMTiles\x03" {
-        return Err(Stop::Failed(
-            "the region's tiles file is not a PMTiles v3 archive".into(),
-        ));
-    }
     Ok(())
 }
 

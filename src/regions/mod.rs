@@ -31,6 +31,7 @@ mod region_list;
 pub mod spool;
 mod supervisor;
 pub mod transfer;
+pub mod unpack_limits;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -92,6 +93,8 @@ struct Shared {
     running: Mutex<HashMap<TileId, Running>>,
     connections: Semaphore,
     wake: Notify,
+    /// Space held back so that deletes work on a full disk.
+    reserve: disk::Reserve,
 }
 
 #[derive(Clone)]
@@ -143,6 +146,11 @@ impl Regions {
                 running: Mutex::new(HashMap::new()),
                 connections: Semaphore::new(CONNECTIONS),
                 wake: Notify::new(),
+                reserve: {
+                    let reserve = disk::Reserve::new(layout.disk_reserve());
+                    reserve.refill();
+                    reserve
+                },
             }),
         })
     }
@@ -223,7 +231,10 @@ impl Regions {
                 }
             };
             for id in targets {
-                shared.queue.put(&id, Action::Delete)?;
+                // On a full disk, recording the delete takes the space held back for it.
+                shared
+                    .reserve
+                    .or_release(|| shared.queue.put(&id, Action::Delete))?;
             }
             Ok(())
         })

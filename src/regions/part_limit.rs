@@ -38,7 +38,7 @@ impl PartLimit {
         if have.saturating_add(more) <= self.most {
             return Ok(());
         }
-        Err(Stop::Failed(if self.declared {
+        Err(Stop::Refused(if self.declared {
             format!(
                 "the map server sent more than the {} bytes the region list gives for part {}, so the region was not installed; try again later",
                 self.most, self.number
@@ -62,7 +62,7 @@ mod tests {
         let limit = PartLimit::new(0, Some(1000));
         assert!(limit.check(0, 1000).is_ok());
         assert!(limit.check(999, 1).is_ok());
-        let Err(Stop::Failed(message)) = limit.check(1000, 1) else {
+        let Err(Stop::Refused(message)) = limit.check(1000, 1) else {
             panic!("one byte too many was taken");
         };
         assert!(message.contains("1000 bytes"), "{message}");

@@ -124,7 +124,7 @@ async fn run_download(
             shared.tracker.remove(id);
             Ok(())
         }
-        Err(Stop::NoRoom(message)) => {
+        Err(Stop::NoRoom(message) | Stop::Refused(message)) => {
             tracing::error!("region {id} does not fit: {message}");
             shared.tracker.fail(id, &message);
             // Kept, the parts would hold the space the grain needs for anything else.
@@ -290,6 +290,13 @@ async fn run_delete(shared: &Arc<Shared>, id: &TileId) {
     let recorded = match result {
         Ok(()) => {
             tracing::info!("region {id} deleted");
+            let reserve_shared = shared.clone();
+            blocking(move || {
+                reserve_shared.reserve.refill();
+                Ok(())
+            })
+            .await
+            .ok();
             blocking(move || queue.finish(&job_id, Action::Delete)).await
         }
         Err(e) => {

@@ -24,7 +24,7 @@ use super::grid::tile_bounds;
 use crate::tile_id::TileId;
 
 /// The archive's bytes, as the `pmtiles` reader's backend.
-struct Mapped(Bytes);
+pub(super) struct Mapped(pub(super) Bytes);
 
 impl AsyncBackend for Mapped {
     fn read(
@@ -95,10 +95,8 @@ impl Archive {
         if min_zoom > max_zoom || max_zoom > 30 || bounds.iter().any(|b| !b.is_finite()) {
             return Err("the header's zoom range or bounds are invalid".into());
         }
-        let metadata = match reader.get_metadata().await {
-            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|_| serde_json::json!({})),
-            Err(_) => serde_json::json!({}),
-        };
+        // Bounded: never the whole metadata of a hostile archive at each start.
+        let metadata = super::validate::metadata(&bytes);
         let identity = file_identity(&meta);
         // A hex digest in quotes is always a valid header value.
         let etag = axum::http::HeaderValue::from_str(&format!("\"{identity}\""))

@@ -14,6 +14,7 @@ pub mod mvt;
 mod protobuf;
 pub mod ranges;
 pub mod tilejson;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::ops::Deref;

@@ -188,3 +188,51 @@ async fn a_bookmark_on_a_full_disk_is_refused_with_507_and_none_is_lost() {
     saved.sort();
     assert_eq!(names, saved);
 }
+
+#[tokio::test]
+async fn a_region_deleted_on_a_full_disk_is_deleted_and_frees_its_space() {
+    let out = tempfile::tempdir().unwrap();
+    pack_sized(out.path(), "r", &["Fulltown"], 2 * 1024 * 1024, 1_500_000);
+    let map = MapServer::start(out.path()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), &map, &[], Some(16 * 1024));
+    fetch_manifest(&server).await;
+    crate::regions::download(&server, "r").await;
+    server
+        .wait_for_status(crate::regions::WAIT, |s| done(s, "r"))
+        .await;
+    // Fill what is left of the disk, then keep SQLite from finding room in its own files.
+    let ballast = server.data_path("ballast");
+    let _ = std::fs::write(&ballast, vec![0u8; 32 * 1024 * 1024]);
+    assert_eq!(free_bytes(&server.data_path("")), 0);
+    for i in 0..200 {
+        if bookmark(&server, &format!("Filler {i} {}", "x".repeat(500)))
+            .await
+            .status()
+            == 507
+        {
+            break;
+        }
+    }
+    assert_eq!(
+        bookmark(&server, "Full").await.status(),
+        507,
+        "the disk is full"
+    );
+
+    let r = server
+        .post("/app/map-delete", &json!({"tile-id": "r"}))
+        .await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let status = server
+        .wait_for_status(crate::regions::WAIT, |s| {
+            !done(s, "r") && s["queued-for-deletion"] == json!([])
+        })
+        .await;
+    assert!(status["in-progress"]["r"].is_null(), "{status}");
+    assert!(!server.data_path("tiles/r.pmtiles").exists());
+    assert!(titles(&server, "fulltown").await.is_empty());
+    let free = free_bytes(&server.data_path(""));
+    assert!(free > 1_000_000, "only {free} bytes free after the delete");
+    assert_eq!(bookmark(&server, "After").await.status(), 200);
+}
