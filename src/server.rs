@@ -140,7 +140,10 @@ fn open_state(config: &ServeConfig, layout: Layout) -> crate::error::Result<Arc<
         assets: config.assets.clone(),
         bookmarks: BookmarkStore::open(&layout.bookmarks_db())?,
         tutorial: TutorialStore::open(&layout.tutorial_json())?,
-        search: SearchIndex::open(&layout.search_db())?,
+        search: SearchIndex::open_showing_installed(
+            &layout.search_db(),
+            layout.search_imported_dir(),
+        )?,
         tiles: TileStore::new(&layout),
         regions: Regions::open(&layout, &config.map_data_url)?,
         layout,
