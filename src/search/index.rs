@@ -96,6 +96,8 @@ struct Inner {
     visible: Visible,
     /// How many searches run at once (used by the HTTP handler).
     admission: Admission,
+    /// How long one search may read ([`SEARCH_BUDGET`]).
+    budget: Duration,
 }
 
 const SCHEMA: &str = "
@@ -168,6 +170,7 @@ impl SearchIndex {
                 directories: Mutex::new(HashMap::new()),
                 visible: Visible::All,
                 admission: Admission::for_this_machine(),
+                budget: SEARCH_BUDGET,
             }),
         })
     }
@@ -181,6 +184,15 @@ impl SearchIndex {
             inner.visible = Visible::installed(markers);
         }
         Ok(index)
+    }
+
+    /// The same index with another time budget per search: for evaluations that must not
+    /// depend on the machine's speed. Call before cloning.
+    pub fn with_budget(mut self, budget: Duration) -> SearchIndex {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.budget = budget;
+        }
+        self
     }
 
     /// The gate searches over HTTP pass (`search::admission`).
@@ -282,7 +294,7 @@ impl SearchIndex {
         let shown = self.inner.visible.current();
         let visible = |tile_id: &str| shown.shows(tile_id);
         let budget = Budget {
-            deadline: Instant::now() + SEARCH_BUDGET,
+            deadline: Instant::now() + self.inner.budget,
         };
         let cache = &self.inner.directories;
         self.with_reader_until(Some(budget.deadline), |conn| {

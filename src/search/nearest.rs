@@ -345,27 +345,7 @@ pub fn candidates(
         .iter()
         .map(|import| fts_filter(terms, |prefix| words_starting(conn, import.id, prefix)))
         .collect::<Result<Vec<_>>>()?;
-    let mut candidates = Vec::new();
-    let walked = walk(
-        conn,
-        &imports,
-        &chunks,
-        &filters,
-        terms,
-        lat,
-        lng,
-        budget,
-        &mut candidates,
-    );
-    if let Err(e) = walked {
-        if !budget.expired() {
-            return Err(e);
-        }
-        tracing::debug!("a search ran out of time while walking; answering with what it found");
-    }
-    let mut nearest = nearest_per_title(candidates);
-    nearest.truncate(MAX_RESULTS);
-
+    // The important places first: few, and what a wide view needs most when time is short.
     let mut important = Vec::new();
     for (import, filter) in imports.iter().zip(&filters) {
         let Some((words, check)) = filter.as_ref().filter(|_| import.important) else {
@@ -392,6 +372,27 @@ pub fn candidates(
             return Err(e);
         }
     }
+    let mut candidates = Vec::new();
+    let walked = walk(
+        conn,
+        &imports,
+        &chunks,
+        &filters,
+        terms,
+        lat,
+        lng,
+        budget,
+        &mut candidates,
+    );
+    if let Err(e) = walked {
+        if !budget.expired() {
+            return Err(e);
+        }
+        tracing::debug!("a search ran out of time while walking; answering with what it found");
+    }
+    let mut nearest = nearest_per_title(candidates);
+    nearest.truncate(MAX_RESULTS);
+
     important.sort_by(|a, b| {
         let importance = |c: &Candidate| c.found.importance.unwrap_or(0.0);
         importance(b).total_cmp(&importance(a))

@@ -151,21 +151,23 @@ pub fn quality(terms: &[Term], title: &str, aliases: &str) -> Option<Quality> {
     }
     let (words, ends) = title_words(title);
     let joined = words.join(" ");
+    let mut best: Option<Quality> = None;
     if super::query::matches_terms(terms, &joined) {
         let leading =
             query.len() <= words.len() && query.iter().zip(&words).all(|(q, w)| q.starts(w));
         let exact = leading
             && ends.contains(&query.len())
             && query.iter().zip(&words).all(|(q, w)| q.equals(w));
-        return Some(if exact {
-            Quality::Exact
-        } else if leading {
+        if exact {
+            return Some(Quality::Exact);
+        }
+        // An alias may still match better: "new york" is an alias of "New York City".
+        best = Some(if leading {
             Quality::Start
         } else {
             Quality::Word
         });
     }
-    let mut best: Option<Quality> = None;
     for alias in aliases.split('|').filter(|a| !a.is_empty()) {
         let alias_words: Vec<&str> = alias.split_whitespace().collect();
         let n = alias_words.len();
@@ -358,6 +360,18 @@ mod tests {
         );
         assert_eq!(
             q("wien", "Vienna, Austria", "wien|vienne"),
+            Some(Quality::AliasExact)
+        );
+    }
+
+    #[test]
+    fn an_exact_alias_beats_a_start_of_the_name() {
+        assert_eq!(
+            q(
+                "new york",
+                "New York City, New York, United States",
+                "nyc|new york"
+            ),
             Some(Quality::AliasExact)
         );
     }

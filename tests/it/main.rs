@@ -11,6 +11,7 @@ mod mapserver;
 mod nginx;
 mod regions;
 mod search;
+mod search_eval;
 mod tiles;
 mod tutorial;
 mod upgrade;
