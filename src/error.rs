@@ -42,6 +42,9 @@ pub enum AppError {
     /// Storage has no room left.
     #[error("{0}")]
     InsufficientStorage(String),
+    /// Too much is going on; the client may try again after `retry_after` seconds (503).
+    #[error("{message}")]
+    Busy { message: String, retry_after: u64 },
     /// Something on our side failed; the cause is logged, the user sees a generic sentence.
     #[error(transparent)]
     Internal(Cause),
@@ -93,6 +96,7 @@ impl AppError {
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -138,6 +142,12 @@ impl IntoResponse for AppError {
             (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
         if let Some(failure) = failure {
             response.extensions_mut().insert(failure);
+        }
+        if let AppError::Busy { retry_after, .. } = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after),
+            );
         }
         response
     }

@@ -224,7 +224,8 @@ fn open_state(
 ) -> crate::error::Result<Arc<AppState>> {
     let grain = config.mode == Mode::Grain;
     let powerbox = Powerbox::open(&layout, &config.map_data_url, grain);
-    let search = SearchIndex::open(&layout.search_db())?;
+    let search =
+        SearchIndex::open_showing_installed(&layout.search_db(), layout.search_imported_dir())?;
     let tiles = Arc::new(TileStore::new(&layout));
     let regions = Regions::open(
         &layout,

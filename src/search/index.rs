@@ -1,4 +1,4 @@
-//! The place index in `search.db`, searched nearest-first.
+//! The place index in `search.db`: storage, imports and the move from earlier formats.
 //!
 //! Layout (see docs/search.md for why):
 //!
@@ -8,42 +8,43 @@
 //!   [`CHUNK_ROWS`] rows. A chunk's places are sorted along a Z-order curve of a fine grid and
 //!   get the ids `chunk id << ROWID_SHIFT | position`, so every grid cell at every size is one
 //!   contiguous id range; `cells` holds the sorted grid keys, the directory to those ranges.
-//! - `words_<import id>`: a contentless FTS5 table of that import's normalised names (column
-//!   `t`) and the marker `imp` for important places (column `k`), under the same ids.
+//! - `words_<import id>`: a contentless FTS5 table of that import's normalised names and
+//!   aliases, and the marker `_imp` for important places, under the same ids.
 //!
 //! Replacing a region drops its FTS table and id ranges and writes new ones, in one
 //! transaction; readers (WAL) keep seeing the old rows until it commits.
 //!
-//! Nearest-first without reading every match: for a distance `r`, the grid cells of size at
-//! least `r` around the query point hold every place within `r`. The search asks FTS5 for the
-//! matches in those cells' id ranges, finest cells first, and stops as soon as at least
-//! [`MAX_RESULTS`] distinct titles lie within `r`: those are exactly the nearest ones.
-//! Distance is the squared difference in degrees, as the old version measured it.
-//!
-//! A search for "Paris" near Texas should still offer Paris, France: besides the nearest
-//! matches, the [`IMPORTANT_SLOTS`] most important matching places always make the list,
-//! which is then ordered by distance like the rest (see docs/search.md).
+//! A search finds candidates (`nearest`), ranks them (`rank`) and, when nothing matched,
+//! tries the forgiving readings of the query (joined words, one typo per word).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
+use super::admission::Admission;
+use super::nearest::{Budget, candidates};
 use super::normalize::{normalize, normalize_into};
-use super::query::{Term, fts_filter, matches_terms, parse};
+use super::query::{Term, forgiving_readings, one_edit_away, parse};
+use super::rank::{importance_of_kind, order};
+use super::visible::Visible;
 use crate::db::number;
 use crate::error::{AppError, Result};
 use crate::memory::trim_heap;
 use crate::tile_id::TileId;
 
 pub const MAX_RESULTS: usize = 50;
-/// How many of the most important matches are always offered, wherever the user is.
-pub const IMPORTANT_SLOTS: usize = 5;
-/// Places at least this important (a population, say) get the `imp` marker.
+/// How long one search may read before it answers with what it found: long enough for any
+/// query of the benchmark (docs/search.md), short enough that a hostile one cannot hold a
+/// reader.
+pub const SEARCH_BUDGET: Duration = Duration::from_millis(250);
+/// Places at least this important (a population, say) get the `imp` marker: they are
+/// candidates wherever the person looks.
 pub const IMPORTANT_FROM: f64 = 100_000.0;
 /// How often the import reports progress, in rows.
 const PROGRESS_EVERY: u64 = 10_000;
@@ -51,7 +52,7 @@ const PROGRESS_EVERY: u64 = 10_000;
 /// chunks, so that a few thousand rows span many of them.
 const CHUNK_ROWS: usize = if cfg!(test) { 1 << 10 } else { 1 << 16 };
 /// A place's id is its chunk's id shifted by this, plus its position in the chunk.
-const ROWID_SHIFT: u32 = 20;
+pub(super) const ROWID_SHIFT: u32 = 20;
 const _: () = assert!(CHUNK_ROWS <= 1 << ROWID_SHIFT);
 /// Page cache of each connection, in KiB (negative: SQLite's unit for a size in KiB). The
 /// index's pages are read from the system's file cache in microseconds, so a bigger cache
@@ -60,7 +61,7 @@ const _: () = assert!(CHUNK_ROWS <= 1 << ROWID_SHIFT);
 /// and the readers' caches made up 15 MB of the server's peak memory.
 const CACHE_KIB: i64 = -2048;
 /// Bits per axis of the finest grid (cells of 360 / 2^16 degrees, about 600 m).
-const GRID_BITS: u32 = 16;
+pub(super) const GRID_BITS: u32 = 16;
 
 /// One search result as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -91,6 +92,12 @@ struct Inner {
     /// Chunk directories by chunk id. A chunk never changes once written and ids are never
     /// reused, so an entry stays right for every snapshot that still has the chunk.
     directories: Mutex<HashMap<i64, Arc<[u32]>>>,
+    /// Which imports searches show.
+    visible: Visible,
+    /// How many searches run at once (used by the HTTP handler).
+    admission: Admission,
+    /// How long one search may read ([`SEARCH_BUDGET`]).
+    budget: Duration,
 }
 
 const SCHEMA: &str = "
@@ -104,7 +111,7 @@ CREATE INDEX IF NOT EXISTS chunk_by_import ON chunk(import_id);";
 
 /// Marks an important place in its matched text. Normalised text never holds `_`, so no
 /// query word can match or start it.
-const IMPORTANT_MARK: &str = " _imp";
+pub(super) const IMPORTANT_MARK: &str = " _imp";
 
 /// Opens the connection that writes, with its page cache size.
 fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
@@ -161,13 +168,50 @@ impl SearchIndex {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 directories: Mutex::new(HashMap::new()),
+                visible: Visible::All,
+                admission: Admission::for_this_machine(),
+                budget: SEARCH_BUDGET,
             }),
         })
     }
 
+    /// Opens the index so that searches show only the base map and the regions whose marker
+    /// is in `markers` (`search_imported/`): rows of a region being installed, or left by an
+    /// install that never finished, stay hidden.
+    pub fn open_showing_installed(path: &Path, markers: PathBuf) -> Result<SearchIndex> {
+        let mut index = SearchIndex::open(path)?;
+        if let Some(inner) = Arc::get_mut(&mut index.inner) {
+            inner.visible = Visible::installed(markers);
+        }
+        Ok(index)
+    }
+
+    /// The same index with another time budget per search: for evaluations that must not
+    /// depend on the machine's speed. Call before cloning.
+    pub fn with_budget(mut self, budget: Duration) -> SearchIndex {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.budget = budget;
+        }
+        self
+    }
+
+    /// The gate searches over HTTP pass (`search::admission`).
+    pub fn admission(&self) -> &Admission {
+        &self.inner.admission
+    }
+
     fn with_reader<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.with_reader_until(None, work)
+    }
+
+    /// [`with_reader`], with SQLite stopping any statement once `deadline` has passed.
+    fn with_reader_until<T>(
+        &self,
+        deadline: Option<Instant>,
+        work: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
         let pooled = lock(&self.inner.readers).pop();
-        let conn = match pooled {
+        let mut conn = match pooled {
             Some(conn) => conn,
             None => {
                 let conn = crate::db::open(&self.inner.path)?;
@@ -177,7 +221,14 @@ impl SearchIndex {
                 conn
             }
         };
+        if let Some(deadline) = deadline {
+            // Called every thousand virtual-machine steps: a few microseconds.
+            conn.progress_handler(1000, Some(move || Instant::now() >= deadline))?;
+        }
         let out = work(&conn);
+        if deadline.is_some() {
+            conn.progress_handler(0, None::<fn() -> bool>)?;
+        }
         lock(&self.inner.readers).push(conn);
         out
     }
@@ -219,18 +270,62 @@ impl SearchIndex {
             .sum()
     }
 
-    /// Up to [`MAX_RESULTS`] places matching `query`, nearest to (lat, lng) first, one per title.
+    /// Up to [`MAX_RESULTS`] places matching `query` around (lat, lng), best first, one per
+    /// place, for a client that sends no zoom.
     pub fn search(&self, query: &str, lat: f64, lng: f64) -> Result<Vec<Place>> {
+        self.search_at(query, lat, lng, None)
+    }
+
+    /// Up to [`MAX_RESULTS`] places matching `query`, best first for a person looking at
+    /// (lat, lng) at `zoom` (CONTRACT §6), one per place. When nothing matches, adjacent
+    /// words joined and then one typo per long word are tried. A search that runs past
+    /// [`SEARCH_BUDGET`] answers with what it found by then.
+    pub fn search_at(
+        &self,
+        query: &str,
+        lat: f64,
+        lng: f64,
+        zoom: Option<f64>,
+    ) -> Result<Vec<Place>> {
         let terms = parse(query);
         if terms.is_empty() {
             return Ok(Vec::new());
         }
-        self.with_reader(|conn| {
+        let shown = self.inner.visible.current();
+        let visible = |tile_id: &str| shown.shows(tile_id);
+        let budget = Budget {
+            deadline: Instant::now() + self.inner.budget,
+        };
+        let cache = &self.inner.directories;
+        self.with_reader_until(Some(budget.deadline), |conn| {
             // One snapshot for every statement: an import may commit meanwhile.
             let tx = conn.unchecked_transaction()?;
-            let found = search_with(&tx, &self.inner.directories, &terms, lat, lng);
+            let found = candidates(&tx, cache, &terms, lat, lng, &visible, budget)?;
+            let mut places = order(found, &terms, false, lat, lng, zoom);
+            if places.is_empty() && !budget.expired() {
+                let mut readings = forgiving_readings(&terms);
+                readings.extend(typo_reading(&tx, &terms, &visible)?);
+                for reading in readings {
+                    if budget.expired() {
+                        break;
+                    }
+                    let found = candidates(&tx, cache, &reading, lat, lng, &visible, budget)?;
+                    places = order(found, &reading, true, lat, lng, zoom);
+                    if !places.is_empty() {
+                        break;
+                    }
+                }
+            }
             tx.finish()?;
-            found
+            Ok(places)
+        })
+        .or_else(|e| {
+            if budget.expired() {
+                tracing::debug!("a search ran out of time: {e}");
+                Ok(Vec::new())
+            } else {
+                Err(e)
+            }
         })
     }
 
@@ -318,7 +413,70 @@ impl SearchIndex {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// The query with each word that starts no indexed word replaced by the indexed words one
+/// typo away from it (`query::one_edit_away`), or `None` when no word could be corrected.
+/// The variants are looked up in each shown import's word list in one statement.
+fn typo_reading(
+    conn: &Connection,
+    terms: &[Term],
+    visible: &dyn Fn(&str) -> bool,
+) -> Result<Option<Vec<Term>>> {
+    let imports: Vec<i64> = conn
+        .prepare_cached("SELECT id, tile_id FROM import")?
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .filter_map(|r| r.ok())
+        .filter(|(_, tile)| visible(tile))
+        .map(|(id, _)| id)
+        .collect();
+    let mut reading = terms.to_vec();
+    let mut corrected = false;
+    for term in reading.iter_mut() {
+        let Term::Prefix(word) = term else { continue };
+        let variants = one_edit_away(word);
+        if variants.is_empty() {
+            continue;
+        }
+        let mut known = false;
+        for &id in &imports {
+            if words_starting_any(conn, id, word)? {
+                known = true;
+                break;
+            }
+        }
+        if known {
+            continue;
+        }
+        let list = serde_json::to_string(&variants)
+            .map_err(|e| AppError::internal("listing typo variants", e))?;
+        let mut found: Vec<String> = Vec::new();
+        for &id in &imports {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT term FROM words_{id}_terms WHERE term IN (SELECT value FROM json_each(?1))"
+            ))?;
+            let words = stmt.query_map([&list], |r| r.get::<_, String>(0))?;
+            for w in words {
+                found.push(w?);
+            }
+        }
+        found.sort();
+        found.dedup();
+        if !found.is_empty() {
+            *term = Term::AnyOf(found);
+            corrected = true;
+        }
+    }
+    Ok(corrected.then_some(reading))
+}
+
+/// Whether some word of `words_<import>` starts with `prefix`.
+fn words_starting_any(conn: &Connection, import: i64, prefix: &str) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT 1 FROM words_{import}_terms WHERE term >= ?1 AND term < ?2 LIMIT 1"
+    ))?;
+    Ok(stmt.exists(params![prefix, format!("{prefix}\u{7f}")])?)
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere cannot leave a connection list or an SQLite handle inconsistent.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -339,7 +497,8 @@ struct NewPlace {
 
 impl NewPlace {
     /// `aliases` are other names the place is found by but not shown as (the base map's
-    /// "北京" for Beijing).
+    /// "北京" for Beijing), separated by `|`; they are kept normalised, separated by `|`,
+    /// without repeats and without the ones that read as the name.
     fn new(name: &str, lat: f64, lng: f64, importance: f64, aliases: &str) -> Self {
         let mut text = String::with_capacity(name.len() * 2 + aliases.len() + 8);
         text.push_str(name);
@@ -347,10 +506,31 @@ impl NewPlace {
         normalize_into(&mut text, name);
         let mut alias_range = (0, 0);
         if !aliases.is_empty() {
-            text.push(' ');
-            let start = text.len();
-            normalize_into(&mut text, aliases);
-            alias_range = (start as u32, text.len() as u32);
+            let mut seen: Vec<String> = vec![
+                text[name_end..]
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ];
+            let mut normalized = String::new();
+            for alias in aliases.split('|') {
+                let words = normalize(alias).replace('"', "");
+                let words = words.split_whitespace().collect::<Vec<_>>().join(" ");
+                if words.is_empty() || seen.contains(&words) {
+                    continue;
+                }
+                if !normalized.is_empty() {
+                    normalized.push('|');
+                }
+                normalized.push_str(&words);
+                seen.push(words);
+            }
+            if !normalized.is_empty() {
+                text.push(' ');
+                let start = text.len();
+                text.push_str(&normalized);
+                alias_range = (start as u32, text.len() as u32);
+            }
         }
         if importance >= IMPORTANT_FROM {
             text.push_str(IMPORTANT_MARK);
@@ -413,6 +593,39 @@ impl Handover {
     }
 }
 
+/// Where the optional columns of a search CSV are. The header names them (`importance` or
+/// `population`, `aliases`, `kind`); a header of only `name,lat,lng` keeps the earlier
+/// convention of importance and aliases in the fourth and fifth fields.
+struct Columns {
+    importance: Option<usize>,
+    aliases: Option<usize>,
+    kind: Option<usize>,
+    /// Most fields a row may have.
+    most: usize,
+}
+
+impl Columns {
+    fn from_header(header: &csv::ByteRecord) -> Columns {
+        let find = |names: &[&str]| {
+            header.iter().position(|h| {
+                let h = String::from_utf8_lossy(h).trim().to_ascii_lowercase();
+                names.contains(&h.as_str())
+            })
+        };
+        let named = header.len() > 3;
+        Columns {
+            importance: if named {
+                find(&["importance", "population"])
+            } else {
+                Some(3)
+            },
+            aliases: if named { find(&["aliases"]) } else { Some(4) },
+            kind: find(&["kind"]),
+            most: header.len().max(5),
+        }
+    }
+}
+
 fn read_csv(
     csv: &mut dyn Read,
     handover: &Handover,
@@ -424,6 +637,13 @@ fn read_csv(
         .flexible(true)
         .buffer_capacity(256 * 1024)
         .from_reader(csv);
+    let columns = match reader.byte_headers() {
+        Ok(header) => Columns::from_header(header),
+        Err(e) if e.is_io_error() => {
+            return Err(AppError::internal("reading the search rows", e));
+        }
+        Err(_) => Columns::from_header(&csv::ByteRecord::new()),
+    };
     let mut record = csv::ByteRecord::new();
     let mut rows = Vec::with_capacity(CHUNK_ROWS);
     loop {
@@ -438,7 +658,7 @@ fn read_csv(
                 continue;
             }
         }
-        let Some(place) = parse_row(&record) else {
+        let Some(place) = parse_row(&record, &columns) else {
             report.bad_rows += 1;
             continue;
         };
@@ -458,17 +678,19 @@ fn read_csv(
     Ok(())
 }
 
-fn parse_row(record: &csv::ByteRecord) -> Option<NewPlace> {
-    if !(3..=5).contains(&record.len()) {
+fn parse_row(record: &csv::ByteRecord, columns: &Columns) -> Option<NewPlace> {
+    if !(3..=columns.most).contains(&record.len()) {
         return None;
     }
     let field = |i: usize| std::str::from_utf8(record.get(i)?).ok();
+    let optional = |i: Option<usize>| i.and_then(field).map(str::trim).filter(|s| !s.is_empty());
     let name = field(0)?.trim();
     let lat: f64 = field(1)?.trim().parse().ok()?;
     let lng: f64 = field(2)?.trim().parse().ok()?;
-    let importance: f64 = match field(3) {
-        Some(s) if !s.trim().is_empty() => s.trim().parse().ok()?,
-        _ => 0.0,
+    let importance: f64 = match optional(columns.importance) {
+        Some(s) => s.parse().ok()?,
+        // A row's kind stands for its importance; none is neutral (stored as unknown).
+        None => optional(columns.kind).map_or(0.0, importance_of_kind),
     };
     let valid = !name.is_empty()
         && lat.is_finite()
@@ -480,7 +702,7 @@ fn parse_row(record: &csv::ByteRecord) -> Option<NewPlace> {
     if !valid {
         return None;
     }
-    let aliases = field(4).unwrap_or_default();
+    let aliases = optional(columns.aliases).unwrap_or_default();
     Some(NewPlace::new(name, lat, lng, importance, aliases))
 }
 
@@ -642,7 +864,7 @@ fn grid_key(lat: f64, lng: f64) -> u32 {
     interleave(grid(lng + 180.0), grid(lat + 90.0))
 }
 
-fn interleave(x: u32, y: u32) -> u32 {
+pub(super) fn interleave(x: u32, y: u32) -> u32 {
     fn spread(v: u32) -> u32 {
         let mut v = v & 0xffff;
         v = (v | (v << 8)) & 0x00ff_00ff;
@@ -651,415 +873,6 @@ fn interleave(x: u32, y: u32) -> u32 {
         (v | (v << 1)) & 0x5555_5555
     }
     spread(x) | (spread(y) << 1)
-}
-
-/// A match, with its squared distance from the query point.
-struct Candidate {
-    place: Place,
-    distance: f64,
-    importance: f64,
-}
-
-/// An import as a search sees it.
-struct ImportInfo {
-    id: i64,
-    tile_id: String,
-    important: bool,
-}
-
-/// A chunk as a search sees it.
-struct ChunkInfo {
-    id: i64,
-    import: usize,
-    cells: Arc<[u32]>,
-}
-
-fn load_chunks(
-    conn: &Connection,
-    cache: &Mutex<HashMap<i64, Arc<[u32]>>>,
-) -> Result<(Vec<ImportInfo>, Vec<ChunkInfo>)> {
-    let mut imports = Vec::new();
-    let mut position = HashMap::new();
-    {
-        let mut stmt = conn.prepare_cached("SELECT id, tile_id, important FROM import")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id: i64 = row.get(0)?;
-            position.insert(id, imports.len());
-            imports.push(ImportInfo {
-                id,
-                tile_id: row.get(1)?,
-                important: row.get::<_, i64>(2)? > 0,
-            });
-        }
-    }
-    let mut listed = Vec::new();
-    {
-        let mut stmt = conn.prepare_cached("SELECT id, import_id FROM chunk")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            listed.push((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?));
-        }
-    }
-    let mut chunks = Vec::with_capacity(listed.len());
-    for (id, import_id) in listed {
-        let Some(&import) = position.get(&import_id) else {
-            continue;
-        };
-        let cached = lock(cache).get(&id).cloned();
-        let cells = match cached {
-            Some(cells) => cells,
-            None => {
-                let blob: Vec<u8> =
-                    conn.query_row("SELECT cells FROM chunk WHERE id = ?1", [id], |r| r.get(0))?;
-                let cells: Arc<[u32]> = blob
-                    .chunks_exact(4)
-                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
-                lock(cache).insert(id, cells.clone());
-                cells
-            }
-        };
-        chunks.push(ChunkInfo { id, import, cells });
-    }
-    let mut cache = lock(cache);
-    if cache.len() > chunks.len() {
-        let live: HashSet<i64> = chunks.iter().map(|c| c.id).collect();
-        cache.retain(|id, _| live.contains(id));
-    }
-    Ok((imports, chunks))
-}
-
-/// The positions in a sorted key list of the keys in the cell `cell` at `level` bits per axis.
-fn cell_range(cells: &[u32], level: u32, cell: u32) -> (usize, usize) {
-    let shift = 2 * (GRID_BITS - level);
-    let lo = (cell as u64) << shift;
-    let hi = (cell as u64 + 1) << shift;
-    let start = cells.partition_point(|&k| (k as u64) < lo);
-    let end = start + cells[start..].partition_point(|&k| (k as u64) < hi);
-    (start, end)
-}
-
-/// Reads the matches of `expression` in `words_<import>` with ids in `first..=last`; returns
-/// how many rows FTS5 found (before the check of each candidate).
-#[allow(clippy::too_many_arguments)]
-fn read_matches(
-    conn: &Connection,
-    import: &ImportInfo,
-    terms: &[Term],
-    (expression, check): (&str, bool),
-    first: i64,
-    last: i64,
-    lat: f64,
-    lng: f64,
-    out: &mut Vec<Candidate>,
-) -> Result<usize> {
-    let id = import.id;
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT place.name, place.lat, place.lng, place.importance, place.aliases
-         FROM words_{id} JOIN place ON place.id = words_{id}.rowid
-         WHERE words_{id} MATCH ?1 AND words_{id}.rowid BETWEEN ?2 AND ?3"
-    ))?;
-    let mut rows = stmt.query(params![expression, first, last])?;
-    let mut found = 0;
-    while let Some(row) = rows.next()? {
-        found += 1;
-        let name: String = row.get(0)?;
-        if check {
-            let mut matched = normalize(&name);
-            if let Some(aliases) = row.get::<_, Option<String>>(4)? {
-                matched.push(' ');
-                matched.push_str(&aliases);
-            }
-            if !matches_terms(terms, &matched) {
-                continue;
-            }
-        }
-        let (Some(plat), Some(plng)) = (number(row.get_ref(1)?), number(row.get_ref(2)?)) else {
-            continue;
-        };
-        out.push(Candidate {
-            place: Place {
-                title: name,
-                loc: [plat, plng],
-                tile_id: import.tile_id.clone(),
-            },
-            distance: (plat - lat).powi(2) + (plng - lng).powi(2),
-            importance: number(row.get_ref(3)?).unwrap_or(0.0),
-        });
-    }
-    Ok(found)
-}
-
-/// Most words a long prefix is replaced by in a query; more, and it is cut instead.
-const MAX_PREFIX_WORDS: usize = 64;
-
-/// The words of `words_<import>` that start with `prefix`, or `None` when there are more than
-/// [`MAX_PREFIX_WORDS`].
-fn words_starting(conn: &Connection, import: i64, prefix: &str) -> Result<Option<Vec<String>>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT term FROM words_{import}_terms WHERE term >= ?1 AND term < ?2 LIMIT ?3"
-    ))?;
-    // Indexed words are ASCII letters, digits and `_`, all below U+007F.
-    let words = stmt
-        .query_map(
-            params![
-                prefix,
-                format!("{prefix}\u{7f}"),
-                MAX_PREFIX_WORDS as i64 + 1
-            ],
-            |r| r.get::<_, String>(0),
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((words.len() <= MAX_PREFIX_WORDS).then_some(words))
-}
-
-/// Whether `expression` matches fewer than [`FEW_MATCHES`] places in all imports together.
-fn few_matches(
-    conn: &Connection,
-    imports: &[ImportInfo],
-    filters: &[Option<(String, bool)>],
-) -> Result<bool> {
-    let mut total = 0;
-    for (import, filter) in imports.iter().zip(filters) {
-        let Some((expression, _)) = filter else {
-            continue;
-        };
-        let id = import.id;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT count(*) FROM (SELECT rowid FROM words_{id} WHERE words_{id} MATCH ?1 LIMIT ?2)"
-        ))?;
-        total += stmt.query_row(params![expression, FEW_MATCHES as i64], |r| {
-            r.get::<_, i64>(0)
-        })? as usize;
-        if total >= FEW_MATCHES {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// One candidate per title, the nearest; sorted nearest first.
-fn nearest_per_title(candidates: Vec<Candidate>) -> Vec<Candidate> {
-    let mut best: HashMap<String, Candidate> = HashMap::with_capacity(candidates.len());
-    for c in candidates {
-        match best.get(&c.place.title) {
-            Some(b) if b.distance <= c.distance => {}
-            _ => {
-                best.insert(c.place.title.clone(), c);
-            }
-        }
-    }
-    let mut list: Vec<Candidate> = best.into_values().collect();
-    list.sort_by(|a, b| {
-        a.distance
-            .total_cmp(&b.distance)
-            .then_with(|| a.place.title.cmp(&b.place.title))
-    });
-    list
-}
-
-/// A grid cell waiting to be read, with the id ranges of its places in every chunk.
-struct Cell {
-    /// Squared distance from the query point to the nearest point of the cell.
-    min_distance: f64,
-    level: u32,
-    x: u32,
-    y: u32,
-    ranges: Vec<(usize, usize, usize)>,
-    rows: usize,
-}
-
-impl PartialEq for Cell {
-    fn eq(&self, other: &Self) -> bool {
-        self.min_distance == other.min_distance
-    }
-}
-impl Eq for Cell {}
-impl PartialOrd for Cell {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Cell {
-    /// Nearest first in a max-heap.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.min_distance.total_cmp(&self.min_distance)
-    }
-}
-
-/// Cells holding at most this many places are read; bigger ones are split in four. When the
-/// cells read so far had few matches per place, bigger cells are read, so that each read
-/// finds about [`MATCHES_PER_READ`] matches instead of costing a query for nothing.
-const READ_CELL_ROWS: usize = 1024;
-const MATCHES_PER_READ: usize = 64;
-/// Fewer matches than this in all are simply all read, without walking the grid.
-const FEW_MATCHES: usize = 2000;
-
-fn make_cell(chunks: &[ChunkInfo], level: u32, x: u32, y: u32, lat: f64, lng: f64) -> Cell {
-    let key = interleave(x, y);
-    let mut ranges = Vec::new();
-    let mut rows = 0;
-    for (i, chunk) in chunks.iter().enumerate() {
-        let (a, b) = cell_range(&chunk.cells, level, key);
-        if a < b {
-            ranges.push((i, a, b));
-            rows += b - a;
-        }
-    }
-    // The cell's extent in degrees, widened a hair so rounding cannot put a place outside.
-    let size = 360.0 / (1u64 << level) as f64;
-    let west = x as f64 * size - 180.0 - 1e-9;
-    let south = y as f64 * size - 90.0 - 1e-9;
-    let (east, north) = (west + size + 2e-9, south + size + 2e-9);
-    let dx = (west - lng).max(lng - east).max(0.0);
-    let dy = (south - lat).max(lat - north).max(0.0);
-    Cell {
-        min_distance: dx * dx + dy * dy,
-        level,
-        x,
-        y,
-        ranges,
-        rows,
-    }
-}
-
-/// The distance of the [`MAX_RESULTS`]th nearest distinct title, once there are that many.
-fn last_result_distance(best: &HashMap<String, f64>) -> Option<f64> {
-    if best.len() < MAX_RESULTS {
-        return None;
-    }
-    let mut distances: Vec<f64> = best.values().copied().collect();
-    let (_, nth, _) = distances.select_nth_unstable_by(MAX_RESULTS - 1, f64::total_cmp);
-    Some(*nth)
-}
-
-fn search_with(
-    conn: &Connection,
-    cache: &Mutex<HashMap<i64, Arc<[u32]>>>,
-    terms: &[Term],
-    lat: f64,
-    lng: f64,
-) -> Result<Vec<Place>> {
-    let (imports, chunks) = load_chunks(conn, cache)?;
-    let filters = imports
-        .iter()
-        .map(|import| fts_filter(terms, |prefix| words_starting(conn, import.id, prefix)))
-        .collect::<Result<Vec<_>>>()?;
-    let mut candidates = Vec::new();
-    let mut best: HashMap<String, f64> = HashMap::new();
-    // Best first: the cell nearest to the point next. Once the last of the results is nearer
-    // than the nearest unread cell, nothing unread can change them.
-    let mut cells = std::collections::BinaryHeap::new();
-    if few_matches(conn, &imports, &filters)? {
-        for (import, filter) in imports.iter().zip(&filters) {
-            let Some((words, check)) = filter else {
-                continue;
-            };
-            read_matches(
-                conn,
-                import,
-                terms,
-                (words, *check),
-                i64::MIN,
-                i64::MAX,
-                lat,
-                lng,
-                &mut candidates,
-            )?;
-        }
-    } else {
-        cells.push(make_cell(&chunks, 0, 0, 0, lat, lng));
-    }
-    // Places in the cells read so far, and FTS5 matches among them.
-    let (mut rows_read, mut found) = (0, 0);
-    while let Some(cell) = cells.pop() {
-        if cell.rows == 0 {
-            continue;
-        }
-        if last_result_distance(&best).is_some_and(|d| d < cell.min_distance) {
-            break;
-        }
-        let read_up_to = if rows_read == 0 {
-            READ_CELL_ROWS
-        } else {
-            READ_CELL_ROWS.max(rows_read * MATCHES_PER_READ / (found + 1))
-        };
-        if cell.rows > read_up_to && cell.level < GRID_BITS {
-            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                let child = make_cell(
-                    &chunks,
-                    cell.level + 1,
-                    cell.x * 2 + dx,
-                    cell.y * 2 + dy,
-                    lat,
-                    lng,
-                );
-                if child.rows > 0 {
-                    cells.push(child);
-                }
-            }
-            continue;
-        }
-        let first = candidates.len();
-        rows_read += cell.rows;
-        for &(i, a, b) in &cell.ranges {
-            let chunk = &chunks[i];
-            let Some((words, check)) = &filters[chunk.import] else {
-                continue;
-            };
-            let base = chunk.id << ROWID_SHIFT;
-            found += read_matches(
-                conn,
-                &imports[chunk.import],
-                terms,
-                (words, *check),
-                base + a as i64,
-                base + b as i64 - 1,
-                lat,
-                lng,
-                &mut candidates,
-            )?;
-        }
-        for c in &candidates[first..] {
-            match best.get_mut(&c.place.title) {
-                Some(d) => *d = d.min(c.distance),
-                None => {
-                    best.insert(c.place.title.clone(), c.distance);
-                }
-            }
-        }
-    }
-    let mut nearest = nearest_per_title(candidates);
-    nearest.truncate(MAX_RESULTS);
-
-    let mut important = Vec::new();
-    for (import, filter) in imports.iter().zip(&filters) {
-        let Some((words, check)) = filter.as_ref().filter(|_| import.important) else {
-            continue;
-        };
-        let expression = format!("{words} AND \"{}\"", IMPORTANT_MARK.trim());
-        read_matches(
-            conn,
-            import,
-            terms,
-            (&expression, *check),
-            i64::MIN,
-            i64::MAX,
-            lat,
-            lng,
-            &mut important,
-        )?;
-    }
-    let mut important = nearest_per_title(important);
-    important.sort_by(|a, b| b.importance.total_cmp(&a.importance));
-    important.truncate(IMPORTANT_SLOTS);
-    // The important places take the slots of the farthest of the nearest ones.
-    nearest.retain(|n| !important.iter().any(|i| i.place.title == n.place.title));
-    nearest.truncate(MAX_RESULTS - important.len());
-    nearest.extend(important);
-    nearest.sort_by(|a, b| a.distance.total_cmp(&b.distance));
-    Ok(nearest.into_iter().map(|c| c.place).collect())
 }
 
 /// Moves the rows of an earlier format into the index, in one transaction: an old grain's
@@ -1097,9 +910,16 @@ fn migrate_earlier_tables(conn: &mut Connection) -> Result<bool> {
                 continue;
             };
             let normalized: Option<String> = row.get(5)?;
-            // Earlier builds kept names and aliases in one matched text.
+            // Earlier builds kept the name and then its aliases in one matched text; what
+            // follows the name is kept as one alias.
+            let own = normalize(&name);
             let aliases = normalized
-                .filter(|n| *n != normalize(&name))
+                .map(|n| {
+                    n.strip_prefix(own.as_str())
+                        .unwrap_or(&n)
+                        .trim()
+                        .to_string()
+                })
                 .unwrap_or_default();
             let importance = number(row.get_ref(4)?).unwrap_or(0.0);
             by_tile
@@ -1130,6 +950,7 @@ fn migrate_earlier_tables(conn: &mut Connection) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::query::matches_terms;
     use super::*;
     use rand::rngs::StdRng;
     use rand::{Rng, RngExt, SeedableRng};
@@ -1151,8 +972,34 @@ mod tests {
         list
     }
 
+    /// The nearest candidates of the walk (the ones before the important places).
+    fn nearest(
+        index: &SearchIndex,
+        q: &str,
+        lat: f64,
+        lng: f64,
+    ) -> Vec<crate::search::rank::Found> {
+        let terms = parse(q);
+        index
+            .with_reader(|conn| {
+                let budget = Budget {
+                    deadline: Instant::now() + Duration::from_secs(60),
+                };
+                candidates(
+                    conn,
+                    &index.inner.directories,
+                    &terms,
+                    lat,
+                    lng,
+                    &|_| true,
+                    budget,
+                )
+            })
+            .unwrap()
+    }
+
     #[test]
-    fn results_are_exact_across_many_chunks_and_overlapping_regions() {
+    fn the_walk_finds_exactly_the_nearest_titles_across_chunks_and_overlapping_regions() {
         let syllables = ["san", "ta", "ro", "ma", "via", "del", "mon", "te"];
         let mut rng = StdRng::seed_from_u64(3);
         let dir = tempfile::tempdir().unwrap();
@@ -1216,11 +1063,9 @@ mod tests {
             "stra7 mon",
         ] {
             for (lat, lng) in points {
-                let got: Vec<(f64, String)> = index
-                    .search(q, lat, lng)
-                    .unwrap()
+                let got: Vec<(f64, String)> = nearest(&index, q, lat, lng)
                     .into_iter()
-                    .map(|p| ((p.loc[0] - lat).powi(2) + (p.loc[1] - lng).powi(2), p.title))
+                    .map(|p| ((p.lat - lat).powi(2) + (p.lng - lng).powi(2), p.title))
                     .collect();
                 assert_eq!(got, brute_force(&rows, q, lat, lng), "{q:?} at {lat},{lng}");
             }
@@ -1235,7 +1080,10 @@ mod tests {
             let shift = GRID_BITS - level;
             let cell = interleave(x >> shift, y >> shift);
             assert_eq!((key as u64 >> (2 * shift)) as u32, cell);
-            assert_eq!(cell_range(&[key], level, cell), (0, 1));
+            assert_eq!(
+                super::super::nearest::cell_range(&[key], level, cell),
+                (0, 1)
+            );
         }
         assert_eq!(grid(-5.0), 0);
         assert_eq!(grid(400.0), (1 << GRID_BITS) - 1);

@@ -15,6 +15,8 @@ pub enum Term {
     Prefix(String),
     /// Words that must appear together, in order.
     Phrase(String),
+    /// One whole word among these: what a mistyped word may stand for.
+    AnyOf(Vec<String>),
 }
 
 /// The terms of a query; empty when nothing searchable is left.
@@ -42,7 +44,95 @@ pub fn parse(query: &str) -> Vec<Term> {
             );
         }
     }
-    terms
+    dedupe(terms)
+}
+
+/// The terms without repeats: a term said twice, or a prefix of another prefix term ("sta"
+/// beside "stadt": the word that starts with "stadt" starts with "sta" too), adds nothing to
+/// match but costs a lookup each.
+fn dedupe(terms: Vec<Term>) -> Vec<Term> {
+    let mut kept: Vec<Term> = Vec::with_capacity(terms.len());
+    for (i, term) in terms.iter().enumerate() {
+        let implied = match term {
+            Term::Prefix(p) => terms.iter().enumerate().any(|(j, other)| match other {
+                Term::Prefix(o) => {
+                    j != i && o.starts_with(p.as_str()) && (o.len() > p.len() || j < i)
+                }
+                _ => false,
+            }),
+            other => kept.contains(other),
+        };
+        if !implied {
+            kept.push(term.clone());
+        }
+    }
+    kept
+}
+
+/// Shortest word a typo is forgiven in; a four-letter word is forgiven two swapped letters.
+pub const TYPO_FROM: usize = 5;
+
+/// Other readings of a query that found nothing, most likely first: adjacent words joined
+/// ("kauppa tori" for Kauppatori), then each long word allowed one typo (`typo_words` lists,
+/// for a word, the indexed words one edit away). Empty when there is nothing to try.
+pub fn forgiving_readings(terms: &[Term]) -> Vec<Vec<Term>> {
+    let mut readings = Vec::new();
+    for i in 0..terms.len().saturating_sub(1) {
+        if let (Term::Prefix(a), Term::Prefix(b)) = (&terms[i], &terms[i + 1]) {
+            let mut joined = terms.to_vec();
+            joined.splice(i..i + 2, [Term::Prefix(format!("{a}{b}"))]);
+            readings.push(joined);
+        }
+    }
+    readings
+}
+
+/// Every string one edit from `word` (a letter deleted, swapped with the next, replaced or
+/// inserted; Damerau–Levenshtein distance 1), for words of [`TYPO_FROM`] letters or more; for
+/// four-letter words only the swaps. Without `word` itself.
+pub fn one_edit_away(word: &str) -> Vec<String> {
+    let chars: Vec<u8> = word.bytes().collect();
+    let n = chars.len();
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    if !(4..=32).contains(&n) || !word.is_ascii() {
+        return Vec::new();
+    }
+    for i in 0..n - 1 {
+        if chars[i] != chars[i + 1] {
+            let mut v = chars.clone();
+            v.swap(i, i + 1);
+            out.push(v);
+        }
+    }
+    if n >= TYPO_FROM {
+        const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        for i in 0..n {
+            let mut v = chars.clone();
+            v.remove(i);
+            out.push(v);
+            for &c in LETTERS {
+                if c != chars[i] {
+                    let mut v = chars.clone();
+                    v[i] = c;
+                    out.push(v);
+                }
+            }
+        }
+        for i in 0..=n {
+            for &c in LETTERS {
+                let mut v = chars.clone();
+                v.insert(i, c);
+                out.push(v);
+            }
+        }
+    }
+    let mut words: Vec<String> = out
+        .into_iter()
+        .filter_map(|v| String::from_utf8(v).ok())
+        .collect();
+    words.sort();
+    words.dedup();
+    words
 }
 
 /// The longest prefixes the index keeps a list of places for (FTS5 `prefix='2 3'`).
@@ -78,6 +168,11 @@ pub fn fts_filter<E>(
                 }
             },
             Term::Prefix(w) => parts.push(format!("\"{w}\"*")),
+            Term::AnyOf(words) if words.is_empty() => return Ok(None),
+            Term::AnyOf(words) => {
+                let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+                parts.push(format!("({})", quoted.join(" OR ")));
+            }
             Term::Phrase(p) => {
                 check = true;
                 parts.extend(p.split(' ').map(|w| format!("\"{w}\"")));
@@ -94,6 +189,9 @@ pub fn matches_terms(terms: &[Term], normalized: &str) -> bool {
         Term::Prefix(p) => normalized
             .split(|c: char| !c.is_ascii_alphanumeric())
             .any(|w| w.starts_with(p.as_str())),
+        Term::AnyOf(words) => normalized
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| words.iter().any(|a| a == w)),
         Term::Phrase(_) => true,
     }) && matches_phrases(terms, normalized)
 }
@@ -105,7 +203,7 @@ fn matches_phrases(terms: &[Term], normalized: &str) -> bool {
         normalized.split_whitespace().collect::<Vec<_>>().join(" ")
     );
     terms.iter().all(|t| match t {
-        Term::Prefix(_) => true,
+        Term::Prefix(_) | Term::AnyOf(_) => true,
         Term::Phrase(p) => padded.contains(&format!(" {p} ")),
     })
 }
@@ -175,6 +273,30 @@ mod tests {
         assert!(!matches_terms(&terms, "main strand new york"));
         assert!(!matches_terms(&terms, "main streets york new"));
         assert!(matches_terms(&parse("quot"), "\"quoted\" place"));
+    }
+
+    #[test]
+    fn repeated_words_and_prefixes_of_other_words_are_searched_once() {
+        assert_eq!(
+            parse("saint street stadt sta saint STREET"),
+            vec![p("saint"), p("street"), p("stadt")]
+        );
+        assert_eq!(parse("\"a b\" \"a b\""), vec![Term::Phrase("a b".into())]);
+    }
+
+    #[test]
+    fn a_typo_is_one_edit_and_joined_words_are_another_reading() {
+        let near = one_edit_away("lodnon");
+        assert!(near.contains(&"london".to_string()));
+        assert!(near.contains(&"lodon".to_string()));
+        assert!(!near.contains(&"lodnon".to_string()));
+        assert!(one_edit_away("yrok").contains(&"york".to_string()));
+        assert!(!one_edit_away("yrok").contains(&"yrk".to_string()));
+        assert!(one_edit_away("abc").is_empty());
+        assert_eq!(
+            forgiving_readings(&parse("kauppa\ttori")),
+            vec![vec![p("kauppatori")]]
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod requests;
 mod search;
 mod shutdown;
 mod stalls;
+mod search_eval;
 mod tiles;
 mod tutorial;
 mod upgrade;

@@ -1,8 +1,7 @@
 //! Search: matching rules, nearest-first order, imports, old grains' indexes, hostile queries.
 
-use std::collections::HashMap;
-
-use desert_atlas::search::{MAX_RESULTS, SearchIndex, normalize::normalize, query::parse};
+use desert_atlas::search::query::{Term, parse};
+use desert_atlas::search::{MAX_RESULTS, SearchIndex, normalize::normalize, rank};
 use desert_atlas::tile_id::TileId;
 use serde_json::Value;
 
@@ -70,9 +69,10 @@ fn prefixes_phrases_and_unpaired_quotes_follow_the_old_rules() {
         titles(&index, "\"new york"),
         vec!["New York Pizza", "York New Bakery"]
     );
+    // Names that start with the words before names that hold them later.
     assert_eq!(
         titles(&index, "new"),
-        vec!["New York Pizza", "York New Bakery", "Newark"]
+        vec!["New York Pizza", "Newark", "York New Bakery"]
     );
     assert_eq!(titles(&index, "sao paulo"), vec!["São Paulo"]);
     assert_eq!(titles(&index, "são"), vec!["São Paulo"]);
@@ -131,40 +131,27 @@ fn fts_syntax_in_queries_is_never_an_operator_or_an_error() {
     assert_eq!(titles(&index, "keys:imp"), Vec::<String>::new());
 }
 
-/// The old version's answer: every match, nearest per title, sorted by squared degrees.
-fn brute_force(rows: &[(String, f64, f64)], q: &str, lat: f64, lng: f64) -> Vec<(String, f64)> {
+/// Every row matching `q` by the contract's rules, checked word by word.
+fn brute_force_matches<'a>(rows: &'a [(String, f64, f64)], q: &str) -> Vec<&'a (String, f64, f64)> {
     let terms = parse(q);
-    if terms.is_empty() {
-        return Vec::new();
-    }
-    let mut best: HashMap<&str, f64> = HashMap::new();
-    for (name, plat, plng) in rows {
-        let words: Vec<String> = normalize(name)
-            .split_whitespace()
-            .map(String::from)
-            .collect();
-        let ok = terms.iter().all(|t| match t {
-            desert_atlas::search::query::Term::Prefix(p) => {
-                words.iter().any(|w| w.starts_with(p.as_str()))
-            }
-            desert_atlas::search::query::Term::Phrase(p) => {
-                format!(" {} ", words.join(" ")).contains(&format!(" {p} "))
-            }
-        });
-        if ok {
-            let d = (plat - lat).powi(2) + (plng - lng).powi(2);
-            let e = best.entry(name).or_insert(f64::MAX);
-            *e = e.min(d);
-        }
-    }
-    let mut list: Vec<(String, f64)> = best.into_iter().map(|(n, d)| (n.to_string(), d)).collect();
-    list.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-    list.truncate(MAX_RESULTS);
-    list
+    rows.iter()
+        .filter(|(name, _, _)| {
+            let words: Vec<String> = normalize(name)
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            !terms.is_empty()
+                && terms.iter().all(|t| match t {
+                    Term::Prefix(p) => words.iter().any(|w| w.starts_with(p.as_str())),
+                    Term::Phrase(p) => format!(" {} ", words.join(" ")).contains(&format!(" {p} ")),
+                    Term::AnyOf(any) => words.iter().any(|w| any.contains(w)),
+                })
+        })
+        .collect()
 }
 
 #[test]
-fn results_equal_a_full_distance_sort_with_one_result_per_title() {
+fn results_match_are_ordered_by_score_and_show_the_nearest_best_match() {
     let syllables = [
         "san", "ta", "ro", "ma", "via", "del", "mon", "te", "ber", "lin", "sto", "ne",
     ];
@@ -239,30 +226,57 @@ fn results_equal_a_full_distance_sort_with_one_result_per_title() {
     }
     for q in queries {
         for &(lat, lng) in &points {
-            let got: Vec<(String, f64)> = index
-                .search(q, lat, lng)
-                .unwrap()
-                .into_iter()
-                .map(|p| {
-                    let d = (p.loc[0] - lat).powi(2) + (p.loc[1] - lng).powi(2);
-                    (p.title, d)
-                })
-                .collect();
-            let want = brute_force(&rows, q, lat, lng);
-            let got_d: Vec<f64> = got.iter().map(|g| g.1).collect();
-            let want_d: Vec<f64> = want.iter().map(|w| w.1).collect();
-            assert_eq!(got_d, want_d, "distances for {q:?} at {lat},{lng}");
-            let mut got_t: Vec<&String> = got.iter().map(|g| &g.0).collect();
-            let mut want_t: Vec<&String> = want.iter().map(|w| &w.0).collect();
-            got_t.sort();
-            want_t.sort();
-            assert_eq!(got_t, want_t, "titles for {q:?} at {lat},{lng}");
+            let got = index.search(q, lat, lng).unwrap();
+            let matches = brute_force_matches(&rows, q);
+            assert_eq!(got.is_empty(), matches.is_empty(), "{q:?} at {lat},{lng}");
+            assert!(got.len() <= MAX_RESULTS);
+            let terms = parse(q);
+            let mut last = f64::INFINITY;
+            for place in &got {
+                assert!(
+                    matches
+                        .iter()
+                        .any(|(n, a, b)| *n == place.title && [*a, *b] == place.loc),
+                    "{} does not match {q:?}",
+                    place.title
+                );
+                let quality = rank::quality(&terms, &place.title, "").unwrap();
+                let found = rank::Found {
+                    title: place.title.clone(),
+                    aliases: String::new(),
+                    lat: place.loc[0],
+                    lng: place.loc[1],
+                    importance: None,
+                    tile_id: place.tile_id.clone(),
+                };
+                let score = rank::score(&found, quality, false, lat, lng, rank::DEFAULT_ZOOM);
+                assert!(score <= last + 1e-9, "{q:?} at {lat},{lng}: not best first");
+                last = score;
+            }
+            // The nearest of the best-matching places is always shown.
+            let best_quality = matches
+                .iter()
+                .filter_map(|(n, _, _)| rank::quality(&terms, n, ""))
+                .min();
+            let nearest_best = matches
+                .iter()
+                .filter(|(n, _, _)| rank::quality(&terms, n, "") == best_quality)
+                .min_by(|a, b| {
+                    let d = |r: &&&(String, f64, f64)| (r.1 - lat).powi(2) + (r.2 - lng).powi(2);
+                    d(a).total_cmp(&d(b))
+                });
+            if let Some((name, _, _)) = nearest_best {
+                assert!(
+                    got.iter().any(|p| &p.title == name),
+                    "{q:?} at {lat},{lng}: {name} missing"
+                );
+            }
         }
     }
 }
 
 #[test]
-fn the_most_important_places_are_offered_far_away_in_distance_order() {
+fn without_a_zoom_near_places_lead_and_a_famous_exact_match_is_in_the_top_three() {
     let mut csv = String::from("name,lat,lng,importance\n\"Paris, France\",48.85,2.35,2100000\n");
     for i in 0..60 {
         csv.push_str(&format!(
@@ -273,8 +287,14 @@ fn the_most_important_places_are_offered_far_away_in_distance_order() {
     let (_d, index) = index_with(&csv);
     let places = index.search("paris", 31.0, -97.0).unwrap();
     assert_eq!(places.len(), MAX_RESULTS);
-    assert_eq!(places.last().unwrap().title, "Paris, France");
     assert_eq!(places[0].title, "Paris Street 0");
+    assert_eq!(places[1].title, "Paris Street 1");
+    assert_eq!(places[2].title, "Paris, France");
+    // With the zoom of a street map, the street; of a continent, the capital.
+    let street = index.search_at("paris", 31.0, -97.0, Some(15.0)).unwrap();
+    assert!(street.iter().take(3).all(|p| p.title != "Paris, France"));
+    let world = index.search_at("paris", 31.0, -97.0, Some(3.0)).unwrap();
+    assert_eq!(world[0].title, "Paris, France");
 }
 
 #[test]
@@ -485,4 +505,98 @@ fn an_import_that_fails_half_way_leaves_the_old_rows() {
         .unwrap();
     assert_eq!(report.rows, 400_000);
     assert!(titles(&index, "old").is_empty());
+}
+
+#[tokio::test]
+async fn query_length_counts_characters_and_bad_parameters_get_sentences() {
+    let dir = tempfile::tempdir().unwrap();
+    write_legacy_search_db(&dir.path().join("search.db"), &[("東京駅", "r", "1", "1")]);
+    std::fs::create_dir_all(dir.path().join("search_imported")).unwrap();
+    std::fs::write(dir.path().join("search_imported/r"), b"").unwrap();
+    let server = TestServer::start(dir.path());
+    // 400 CJK characters are 1,200 bytes, well within 1,000 characters.
+    let cjk = "東".repeat(400);
+    let resp = server
+        .get(&format!("/app/search?q={}&lat=0&lng=0", urlencode(&cjk)))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let long = "é".repeat(1001);
+    let msg = assert_error(
+        server
+            .get(&format!("/app/search?q={}&lat=0&lng=0", urlencode(&long)))
+            .await,
+        400,
+    )
+    .await;
+    assert!(msg.contains("1000 characters"), "{msg}");
+    for (path, says) in [
+        ("/app/search?q=a&q=b&lat=0&lng=0", "\"q\" only once"),
+        ("/app/search?q=a&lat=0&lng=0&zoom=far", "\"zoom\""),
+        ("/app/search?q=a&lat=0&lng=0&zoom=23", "\"zoom\""),
+        ("/app/search?q=a&lat=0&lng=0&lng=2", "\"lng\" only once"),
+    ] {
+        let msg = assert_error(server.get_as(path, None, "").await, 400).await;
+        assert!(msg.contains(says), "{path}: {msg}");
+        assert!(!msg.contains("duplicate field"), "{path}: {msg}");
+    }
+    let found = server
+        .get_json(&format!(
+            "/app/search?q={}&lat=1&lng=1&zoom=14",
+            urlencode("東京")
+        ))
+        .await;
+    assert_eq!(found[0]["title"], "東京駅");
+}
+
+#[tokio::test]
+async fn only_the_base_map_and_installed_regions_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    write_legacy_search_db(
+        &dir.path().join("search.db"),
+        &[
+            ("Kauppatori", "helsinki", "60.1675", "24.9525"),
+            ("Kauppatori Halfway", "unfinished", "60.1676", "24.9526"),
+            ("Kauppatori World", "base-map", "60.0", "25.0"),
+        ],
+    );
+    std::fs::create_dir_all(dir.path().join("search_imported")).unwrap();
+    std::fs::write(dir.path().join("search_imported/helsinki"), b"").unwrap();
+    let server = TestServer::start(dir.path());
+    let titles = |v: Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["title"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let path = "/app/search?q=kauppatori&lat=60.17&lng=24.95";
+    let mut found = titles(server.get_json(path).await);
+    found.sort();
+    assert_eq!(found, vec!["Kauppatori", "Kauppatori World"]);
+    // The marker is the step that shows a region, and its removal the step that hides it.
+    std::fs::write(dir.path().join("search_imported/unfinished"), b"").unwrap();
+    assert_eq!(titles(server.get_json(path).await).len(), 3);
+    std::fs::remove_file(dir.path().join("search_imported/helsinki")).unwrap();
+    let mut found = titles(server.get_json(path).await);
+    found.sort();
+    assert_eq!(found, vec!["Kauppatori Halfway", "Kauppatori World"]);
+}
+
+#[test]
+fn symbols_are_dropped_whitespace_separates_and_joined_words_and_typos_are_forgiven() {
+    let (_d, index) = index_with(
+        "name,lat,lng\nKauppatori,60.1675,24.9525\nLondon,51.5,-0.12\nNew York,40.7,-74.0\nYork,53.96,-1.08\n",
+    );
+    assert_eq!(titles(&index, "kauppatori 🦄"), vec!["Kauppatori"]);
+    assert_eq!(titles(&index, "kauppa\ttori"), vec!["Kauppatori"]);
+    assert_eq!(titles(&index, "kauppa\u{3000}tori"), vec!["Kauppatori"]);
+    assert_eq!(titles(&index, "lodnon"), vec!["London"]);
+    assert_eq!(titles(&index, "new yrok"), vec!["New York"]);
+    // A typo is forgiven only when nothing matches as typed.
+    assert_eq!(titles(&index, "york")[0], "York");
+    assert!(titles(&index, "xqzvw").is_empty());
+}
+
+fn urlencode(q: &str) -> String {
+    percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

