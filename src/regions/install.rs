@@ -82,14 +82,21 @@ pub fn install(
     let tiles_tmp = work_dir.join("tiles.pmtiles.tmp");
     let search_csv = work_dir.join("search.csv");
     let tripped = Tripped::default();
-    let result = unpack(parts, &tiles_tmp, &search_csv, layout.root(), &tripped, report)
-        .and_then(|()| import(search, id, &search_csv, cancel, report))
-        .and_then(|imported| {
-            finish(layout, id, &tiles_tmp)?;
-            Ok(imported)
-        })
-        // A bound crossed is the reason, whatever the readers above made of it.
-        .map_err(|stop| tripped.take().unwrap_or(stop));
+    let result = unpack(
+        parts,
+        &tiles_tmp,
+        &search_csv,
+        layout.root(),
+        &tripped,
+        report,
+    )
+    .and_then(|()| import(search, id, &search_csv, cancel, report))
+    .and_then(|imported| {
+        finish(layout, id, &tiles_tmp)?;
+        Ok(imported)
+    })
+    // A bound crossed is the reason, whatever the readers above made of it.
+    .map_err(|stop| tripped.take().unwrap_or(stop));
     let _ = std::fs::remove_file(&search_csv);
     if result.is_err() {
         let _ = std::fs::remove_file(&tiles_tmp);

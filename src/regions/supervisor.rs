@@ -69,9 +69,7 @@ async fn dispatch(shared: &Arc<Shared>) -> Result<()> {
         if job.action == Action::Download {
             // Shown as in progress from the moment it runs.
             let entry = shared.manifest().and_then(|m| m.get(&job.tile_id).cloned());
-            let (parts, bytes) = entry.map_or((0, None), |e| {
-                (e.parts.len(), e.total_bytes())
-            });
+            let (parts, bytes) = entry.map_or((0, None), |e| (e.parts.len(), e.total_bytes()));
             shared.tracker.start(&job.tile_id, parts, bytes);
         }
         let stop = shared.shutdown.child_token();

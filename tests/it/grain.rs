@@ -264,7 +264,7 @@ fn done(status: &Value, id: &str) -> bool {
 pub async fn run_grain_journeys(tree: &Path, package: &Package) {
     // The map-data server, published as the public one (the grain's default map-data URL).
     let data = tempfile::tempdir().unwrap();
-    pack_sized(data.path(), "r", &["Grainville"], 8192, 20_000);
+    pack_sized(data.path(), "r", &["Atlasgrainburg"], 8192, 20_000);
     pack_sized(data.path(), "s", &["Resumeton"], 2048, 20_000);
     let s_parts = manifest(data.path())["s"]["files"]
         .as_array()
@@ -372,8 +372,8 @@ pub async fn run_grain_journeys(tree: &Path, package: &Package) {
     owner.wait_for_status(|s| done(s, "r")).await;
     for v in &visitors {
         assert_eq!(
-            v.titles("grainville").await,
-            vec!["Grainville"],
+            v.titles("atlasgrainburg").await,
+            vec!["Atlasgrainburg"],
             "{}",
             v.role.name
         );
@@ -412,7 +412,10 @@ pub async fn run_grain_journeys(tree: &Path, package: &Package) {
     let status = owner.wait_for_status(|s| done(s, "s")).await;
     assert!(done(&status, "r"));
     assert_eq!(viewer.titles("resumeton").await, vec!["Resumeton"]);
-    assert_eq!(viewer.titles("grainville").await, vec!["Grainville"]);
+    assert_eq!(
+        viewer.titles("atlasgrainburg").await,
+        vec!["Atlasgrainburg"]
+    );
     assert_eq!(
         map.hits("s.tar.gz.00"),
         1,

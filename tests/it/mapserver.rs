@@ -14,8 +14,8 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::StreamExt;
 use desert_atlas::tiles::ranges::{self, Wanted};
+use futures_util::StreamExt;
 use tokio::sync::watch;
 
 #[derive(Clone, Debug)]
