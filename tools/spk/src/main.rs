@@ -214,6 +214,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     let mut file = tempfile::NamedTempFile::new_in(dir).at(dir)?;
     std::io::Write::write_all(&mut file, bytes).at(path)?;
+    // A package is for handing out: readable by all, as files made the usual way are.
+    file.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .at(path)?;
     file.as_file().sync_all().at(path)?;
     file.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())

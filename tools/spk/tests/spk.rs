@@ -288,6 +288,8 @@ fn a_packed_package_verifies_and_names_its_app_and_package() {
         "{out}"
     );
     assert!(out.contains("bridge: MISSING"), "{out}");
+    let mode = std::fs::metadata(&f.spk).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o644, "a package is readable by all");
     // pack and verify count the same files.
     let files = |text: &str| between(text, "files: ", "\n").to_owned();
     assert_eq!(files(&out), files(&f.pack_stdout));
