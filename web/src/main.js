@@ -126,8 +126,11 @@ const polling = startPolling((next) => {
   document.body.dataset.role = can("download") ? "downloader" : can("bookmarks") ? "bookmarker" : "viewer";
   if (!can("download") && !$("panel-regions").hidden) selectTab("bookmarks");
   tutorial.update(status);
-  if (map.isStyleLoaded()) regions.update(status);
-  else map.once("load", () => regions.update(status));
+  regions.update(status);
+});
+// The region boxes' source exists once the style has loaded: draw them then.
+map.once("load", () => {
+  if (status) regions.update(status);
 });
 await polling.poll();
 

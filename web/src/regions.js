@@ -39,7 +39,8 @@ export function setupRegions({ map, maplibregl, canDownload, refreshStatus, onRe
     const bounds = areas()[id];
     if (!bounds) return id;
     const [[s, w], [n, e]] = bounds;
-    const inside = map.querySourceFeatures("base", { sourceLayer: "places" })
+    const loaded = map.getSource("base") ? map.querySourceFeatures("base", { sourceLayer: "places" }) : [];
+    const inside = loaded
       .filter((f) => f.properties.min_zoom !== undefined && f.geometry.type === "Point")
       .filter((f) => {
         const [lng, lat] = f.geometry.coordinates;
