@@ -178,7 +178,8 @@ export function setupBookmarks({ map, maplibregl, canEdit, onFlyTo }) {
         note.classList.add("error");
       }
     });
-    const popup = new maplibregl.Popup({ maxWidth: "300px" }).setLngLat([lng, lat]).setDOMContent(form).addTo(map);
+    // Not closed by a click on the map: the finger lifted after a long-press is one.
+    const popup = new maplibregl.Popup({ maxWidth: "300px", closeOnClick: false }).setLngLat([lng, lat]).setDOMContent(form).addTo(map);
     popup.on("close", () => $("crosshair").hidden = true);
     addPopup = popup;
     field.focus();
