@@ -139,7 +139,9 @@ const all = await bookmarks.load();
 const points = Object.values(all).map((b) => [b.latlng.lng, b.latlng.lat]);
 if (!startView && points.length) {
   const bounds = points.reduce((b, p) => b.extend(p), new maplibregl.LngLatBounds(points[0], points[0]));
-  map.fitBounds(bounds, { padding: isPhone() ? 60 : 100, maxZoom: 14, duration: 0 });
+  // Keep the bookmarks clear of the side panel (computers) or the bottom sheet (phones).
+  const padding = isPhone() ? { top: 60, bottom: 150, left: 40, right: 40 } : { top: 60, bottom: 60, left: 430, right: 80 };
+  map.fitBounds(bounds, { padding, maxZoom: 14, duration: 0 });
 }
 setInterval(() => bookmarks.load(), 15000);
 document.body.dataset.ready = "true";
