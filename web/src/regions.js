@@ -222,6 +222,8 @@ export function setupRegions({ map, maplibregl, canDownload, refreshStatus, onRe
   });
   map.on("click", "areas-fill", (event) => {
     const id = event.features[0] && event.features[0].properties.id;
+    // The finger lifted after a long-press is also a click: the new bookmark's popup wins.
+    if (document.querySelector(".add-popup")) return;
     if (id && canDownload()) boxPopup(id, event.lngLat);
   });
   map.on("moveend", () => {
