@@ -143,7 +143,8 @@ export function setupRegions({ map, maplibregl, canDownload, refreshStatus, onRe
 
     const done = [...status.done].filter((id) => !status["queued-for-deletion"].includes(id))
       .sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
-    $("downloaded").replaceChildren(...done.map((id) => {
+    // A question being asked (delete?) is not wiped by the next status poll.
+    if (!$("downloaded").querySelector(".confirm")) $("downloaded").replaceChildren(...done.map((id) => {
       const button = el("button", { type: "button", className: "delete quiet" }, "Delete");
       button.addEventListener("click", () => confirmInline(button, `Delete ${nameOf(id)}?`, "Delete", remove(id)));
       return el("li", { className: "region done", dataset: { id } },
@@ -151,7 +152,7 @@ export function setupRegions({ map, maplibregl, canDownload, refreshStatus, onRe
         size(id) ? el("span", { className: "size" }, size(id)) : null, button);
     }));
     $("downloaded-title").hidden = done.length === 0;
-    $("delete-all").hidden = done.length < 2;
+    if ($("delete-all")) $("delete-all").hidden = done.length < 2;
     renderInView();
   }
 
