@@ -109,6 +109,7 @@ pub async fn status_json(regions: &Regions) -> Result<Value> {
     let done: Vec<&String> = installed.keys().filter(|id| *id != BASE_MAP).collect();
     Ok(json!({
         "available-areas": shared.manifest().map(|m| m.areas_json()),
+        "available-areas-bytes": shared.manifest().map(|m| m.sizes_json()),
         "available-areas-status": list_status,
         "available-areas-error": list_error,
         "available-areas-error-key": list_error_key,

@@ -70,6 +70,17 @@ impl Manifest {
         self.regions.get(id)
     }
 
+    /// `{id: total bytes}` for the regions whose entry lists sizes (`available-areas-bytes`,
+    /// an extra key of the status answer: the page shows each region's size).
+    pub fn sizes_json(&self) -> Value {
+        Value::Object(
+            self.regions
+                .iter()
+                .filter_map(|(id, e)| Some((id.to_string(), json!(e.total_bytes()?))))
+                .collect(),
+        )
+    }
+
     /// `{id: bounds}` as the status answer's `available-areas` shows it.
     pub fn areas_json(&self) -> Value {
         Value::Object(
@@ -189,6 +200,18 @@ pub fn version_of(base_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn region_sizes_are_the_sum_of_their_parts_where_the_manifest_gives_them() {
+        let m = Manifest::parse(
+            br#"{
+            "sized": {"files": ["sized.00", "sized.01"], "bounds": [[1, 2], [3, 4]], "bytes": [5, 7]},
+            "unsized": {"files": ["unsized.00"], "bounds": [[1, 2], [3, 4]]}
+        }"#,
+        )
+        .unwrap();
+        assert_eq!(m.sizes_json(), json!({"sized": 12}));
+    }
 
     #[test]
     fn bad_entries_are_left_out_and_good_ones_kept() {

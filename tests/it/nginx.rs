@@ -183,3 +183,85 @@ async fn the_shipped_nginx_config_serves_the_client_and_proxies_the_api_and_rang
         .unwrap();
     assert_eq!(tile.status(), 200);
 }
+
+/// The bundle's and the glyphs' file names from the built page.
+pub fn hashed_asset_paths(repo: &Path) -> Vec<String> {
+    let html = std::fs::read_to_string(repo.join("build/assets/web/index.html")).unwrap();
+    let attr = |prefix: &str| {
+        let start = html.find(prefix).expect(prefix) + prefix.len();
+        html[start..start + html[start..].find('"').unwrap()].to_string()
+    };
+    let glyphs = attr("<meta name=\"glyphs\" content=\"");
+    vec![
+        format!("/{}", attr("<script type=\"module\" src=\"")),
+        format!("/{}", attr("<link rel=\"stylesheet\" href=\"")),
+        format!("/{glyphs}/Noto%20Sans%20Regular/0-255.pbf"),
+    ]
+}
+
+#[tokio::test]
+async fn the_shipped_nginx_config_keeps_hashed_assets_for_good_and_revalidates_the_page() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), Options::default());
+    let backend = server.base.trim_start_matches("http://").to_string();
+    let work = tempfile::tempdir().unwrap();
+    let (_nginx, base) = start_nginx(work.path(), &backend);
+    let client = http_client();
+    for path in ["/", "/index.html", "/favicon.ico"] {
+        let answer = client.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        assert_eq!(answer.headers()["cache-control"], "no-cache", "{path}");
+    }
+    for path in hashed_asset_paths(repo) {
+        let answer = client
+            .get(format!("{base}{path}"))
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        assert_eq!(answer.headers()["content-encoding"], "gzip", "{path}");
+        assert_eq!(
+            answer.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{path}"
+        );
+    }
+    let missing = client
+        .get(format!("{base}/app-AAAAAAAA.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers().get("cache-control").is_none());
+}
+
+#[tokio::test]
+async fn local_mode_serves_the_client_with_the_same_cache_headers_as_nginx() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let assets = repo.join("build/assets").display().to_string();
+    let server = TestServer::start_with(
+        dir.path(),
+        Options {
+            grain: false,
+            extra_args: vec!["--assets".into(), assets],
+            ..Options::default()
+        },
+    );
+    for path in ["/", "/favicon.ico", "/favicon.svg"] {
+        let answer = server.client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        assert_eq!(answer.headers()["cache-control"], "no-cache", "{path}");
+    }
+    for path in hashed_asset_paths(repo) {
+        let answer = server.client.get(server.url(&path)).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        assert_eq!(
+            answer.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{path}"
+        );
+    }
+}
