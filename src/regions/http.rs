@@ -71,7 +71,7 @@ fn tile_id(req: &RegionRequest) -> Result<TileId> {
         })
 }
 
-/// The download part of the status answer (CONTRACT §2).
+/// The download part of the status answer (docs/api.md §2).
 pub async fn status_json(regions: &Regions) -> Result<Value> {
     let shared = &regions.shared;
     // Read in the order work moves through them (running, then progress, then the queue,

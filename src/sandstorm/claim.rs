@@ -1,5 +1,5 @@
 //! Redeeming the claim token the Powerbox gave the page for an access token: a POST to the
-//! bridge's claim endpoint, through its proxy, for the caller's session (CONTRACT §3).
+//! bridge's claim endpoint, through its proxy, for the caller's session (docs/api.md §3).
 
 use serde::Deserialize;
 

@@ -277,7 +277,7 @@ impl SearchIndex {
     }
 
     /// Up to [`MAX_RESULTS`] places matching `query`, best first for a person looking at
-    /// (lat, lng) at `zoom` (CONTRACT §6), one per place. When nothing matches, adjacent
+    /// (lat, lng) at `zoom` (docs/api.md §6), one per place. When nothing matches, adjacent
     /// words joined and then one typo per long word are tried. A search that runs past
     /// [`SEARCH_BUDGET`] answers with what it found by then.
     pub fn search_at(

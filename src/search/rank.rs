@@ -1,4 +1,4 @@
-//! What "best first" means (CONTRACT §6): a score from how well a name matches, how important
+//! What "best first" means (docs/api.md §6): a score from how well a name matches, how important
 //! the place is and how far it is from the point, weighed by how far the person looks (the
 //! map's zoom). docs/search.md gives the reasoning behind each weight.
 //!
@@ -251,7 +251,7 @@ pub fn same_place(
 
 /// The best [`MAX_RESULTS`] of `found`, one per place, best first. `forgiven`: the terms are
 /// a correction of what was typed. Without a zoom, near places lead, but the best famous
-/// place whose name is exactly the query still reaches the top 3 (CONTRACT §6).
+/// place whose name is exactly the query still reaches the top 3 (docs/api.md §6).
 pub fn order(
     found: Vec<Found>,
     terms: &[Term],

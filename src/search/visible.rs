@@ -1,5 +1,5 @@
 //! Which imports a search shows: the base map, and the regions whose install finished (their
-//! marker `search_imported/<id>` is present, CONTRACT §4). A region's rows are imported before
+//! marker `search_imported/<id>` is present, docs/api.md §4). A region's rows are imported before
 //! its marker is written and its marker is removed before its rows, so a region being
 //! installed, being deleted, or left half-installed by a crash is never found.
 //!

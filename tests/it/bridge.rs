@@ -1,4 +1,4 @@
-//! A stand-in for sandstorm-http-bridge, as CONTRACT §3 describes it:
+//! A stand-in for sandstorm-http-bridge, as docs/api.md §3 describes it:
 //! - its HTTP proxy (what the grain's `HTTP_PROXY` names): the Powerbox claim
 //!   (`POST http://http-bridge/session/<id>/claim` → `{"cap": token}`), and requests with
 //!   `Authorization: Bearer <token>` sent to the granted server — only their path kept, `Range`,

@@ -1,4 +1,4 @@
-//! The package, run as Sandstorm runs a grain (CONTRACT §3), behind the fake bridge.
+//! The package, run as Sandstorm runs a grain (docs/api.md §3), behind the fake bridge.
 //!
 //! The file tree is built from exactly what the package holds — `scripts/file-list`'s list
 //! plus the pkgdef's `alwaysInclude` — and run with bubblewrap: that tree read-only as `/`, a

@@ -1,4 +1,4 @@
-//! Hostile region packages (CONTRACT §5): what a map-data server sends is hostile until
+//! Hostile region packages (docs/api.md §5): what a map-data server sends is hostile until
 //! verified. Each test builds a package in code that once took the grain's disk or memory,
 //! or was listed as installed while broken, and checks that the region fails with a sentence,
 //! leaves nothing behind, and the grain goes on.

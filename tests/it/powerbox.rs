@@ -1,4 +1,4 @@
-//! The grain's way out (CONTRACT §2, §3): the Powerbox descriptor, the claim through the
+//! The grain's way out (docs/api.md §2, §3): the Powerbox descriptor, the claim through the
 //! bridge's proxy, the access token kept across restarts, and downloads through the proxy
 //! with it — against the fake bridge of `bridge.rs` and a local map-data server.
 

@@ -397,7 +397,7 @@ fn the_manifest_holds_the_pkgdefs_app_commands_permissions_and_roles() {
     }
     assert!(text.contains("key = \"SANDSTORM\""), "{text}");
 
-    // CONTRACT §3: permissions download, bookmarks; roles editor (both), bookmarker
+    // docs/api.md §3: permissions download, bookmarks; roles editor (both), bookmarker
     // (bookmarks), viewer (none) — in this order, which existing grains store by position.
     let config = std::fs::read(f.unpacked.join("sandstorm-http-bridge-config")).unwrap();
     let text = capnp_decode(&f.schema, "BridgeConfig", &config);
