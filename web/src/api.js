@@ -1,4 +1,4 @@
-// The grain server's HTTP API (CONTRACT §2): every call answers JSON, and errors come as
+// The grain server's HTTP API (docs/api.md §2): every call answers JSON, and errors come as
 // {"error": "<a sentence>"} which callers show to the user as they are.
 
 export class ApiError extends Error {

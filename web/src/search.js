@@ -1,6 +1,6 @@
 // Search as you type: a combobox (WAI-ARIA 1.2 pattern) over a listbox of places. Queries
 // are debounced (the first key at once) and the previous one aborted, and each carries the view's centre and zoom so
-// the server ranks near or important places first (CONTRACT §6). Picking a result flies
+// the server ranks near or important places first (docs/api.md §6). Picking a result flies
 // there, drops a marker and opens a popup offering "Add bookmark".
 
 import { api } from "./api.js";
