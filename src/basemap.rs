@@ -28,6 +28,16 @@ pub fn install_in_background(state: SharedState, assets: PathBuf) {
             return;
         };
         let version = version.trim().to_string();
+        let layout = state.layout.clone();
+        let (tiles_source, tiles_version) = (source.clone(), version.clone());
+        let placed =
+            crate::task::blocking(move || place_tiles(&layout, &tiles_source, &tiles_version))
+                .await;
+        match placed {
+            Ok(true) => state.tiles.refresh().await,
+            Ok(false) => {}
+            Err(e) => tracing::error!("installing the base map's tiles failed: {e}"),
+        }
         let (layout, search) = (state.layout.clone(), state.search.clone());
         let installed =
             crate::task::blocking(move || install(&layout, &search, &source, &version)).await;
@@ -37,6 +47,30 @@ pub fn install_in_background(state: SharedState, assets: PathBuf) {
             Err(e) => tracing::error!("installing the base map failed: {e}"),
         }
     });
+}
+
+/// Puts the tiles of base map `version` in place first, so the world draws at once on a
+/// grain's first start; returns whether it changed them. The marker and the version follow
+/// only once the search rows are in ([`install`]).
+fn place_tiles(layout: &Layout, source: &Path, version: &str) -> Result<bool> {
+    let id = TileId::base_map();
+    let version_file = layout.data_dir().join("base-map.version");
+    let current = std::fs::read_to_string(&version_file).unwrap_or_default();
+    if current.trim() == version && layout.tiles_file(&id).is_file() {
+        return Ok(false);
+    }
+    copy_tiles(layout, source)?;
+    Ok(true)
+}
+
+/// Copies the base map's tiles beside their final name (same file system for the rename;
+/// region clean-up ignores the temporary name), then renames them into place.
+fn copy_tiles(layout: &Layout, source: &Path) -> Result<()> {
+    let tmp = layout.tiles_dir().join("base-map.pmtiles.tmp");
+    std::fs::copy(source.join("tiles.pmtiles"), &tmp)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, layout.tiles_file(&TileId::base_map()))?;
+    Ok(())
 }
 
 /// Installs the base map from `source` unless `version` is already installed.
@@ -56,11 +90,9 @@ pub fn install(
     let started = Instant::now();
     let mut csv = std::fs::File::open(source.join("search.csv"))?;
     let report = search.import_region(&id, &mut csv, &mut |_| {})?;
-    // Beside its final name (same file system for the rename); region clean-up ignores it.
-    let tmp = layout.tiles_dir().join("base-map.pmtiles.tmp");
-    std::fs::copy(source.join("tiles.pmtiles"), &tmp)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, layout.tiles_file(&id))?;
+    if !same_contents(&source.join("tiles.pmtiles"), &layout.tiles_file(&id)) {
+        copy_tiles(layout, source)?;
+    }
     std::fs::File::create(layout.installed_marker(&id))?.sync_all()?;
     write_atomically(&version_file, version.as_bytes())
         .map_err(|e| AppError::internal("recording the base map version", e))?;
@@ -70,4 +102,13 @@ pub fn install(
         started.elapsed().as_millis()
     );
     Ok(true)
+}
+
+/// Whether two files have the same size and bytes (the tiles placed first are not copied
+/// again).
+fn same_contents(a: &Path, b: &Path) -> bool {
+    match (std::fs::read(a), std::fs::read(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }

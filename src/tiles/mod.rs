@@ -82,7 +82,14 @@ impl TileStore {
         let _one_at_a_time = self.refreshing.lock().await;
         let current = self.installed();
         let mut next = Installed::new();
-        for id in self.layout.installed_regions() {
+        // The base map is part of the app: its tiles are served as soon as they are in place,
+        // before its search rows are imported (which takes seconds on a grain's first start).
+        let mut ids = self.layout.installed_regions();
+        let base_map = crate::tile_id::TileId::base_map();
+        if !ids.contains(&base_map) && self.layout.tiles_file(&base_map).is_file() {
+            ids.push(base_map);
+        }
+        for id in ids {
             let path = self.layout.tiles_file(&id);
             if let Some(existing) = current.get(id.as_str())
                 && same_file(existing, &path)
