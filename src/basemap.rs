@@ -50,27 +50,24 @@ pub fn install_in_background(state: SharedState, assets: PathBuf) {
 }
 
 /// Puts the tiles of base map `version` in place first, so the world draws at once on a
-/// grain's first start; returns whether it changed them. The marker and the version follow
-/// only once the search rows are in ([`install`]).
+/// grain's first start; returns whether it changed them. Their own version file says which
+/// tiles are in place; the marker and the base map's version follow only once the search
+/// rows are in ([`install`]).
 fn place_tiles(layout: &Layout, source: &Path, version: &str) -> Result<bool> {
     let id = TileId::base_map();
-    let version_file = layout.data_dir().join("base-map.version");
-    let current = std::fs::read_to_string(&version_file).unwrap_or_default();
+    let tiles_version = layout.data_dir().join("base-map.tiles-version");
+    let current = std::fs::read_to_string(&tiles_version).unwrap_or_default();
     if current.trim() == version && layout.tiles_file(&id).is_file() {
         return Ok(false);
     }
-    copy_tiles(layout, source)?;
-    Ok(true)
-}
-
-/// Copies the base map's tiles beside their final name (same file system for the rename;
-/// region clean-up ignores the temporary name), then renames them into place.
-fn copy_tiles(layout: &Layout, source: &Path) -> Result<()> {
+    // Beside the final name (same file system for the rename); region clean-up ignores it.
     let tmp = layout.tiles_dir().join("base-map.pmtiles.tmp");
     std::fs::copy(source.join("tiles.pmtiles"), &tmp)?;
     std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, layout.tiles_file(&TileId::base_map()))?;
-    Ok(())
+    std::fs::rename(&tmp, layout.tiles_file(&id))?;
+    write_atomically(&tiles_version, version.as_bytes())
+        .map_err(|e| AppError::internal("recording the base map's tiles version", e))?;
+    Ok(true)
 }
 
 /// Installs the base map from `source` unless `version` is already installed.
@@ -90,9 +87,7 @@ pub fn install(
     let started = Instant::now();
     let mut csv = std::fs::File::open(source.join("search.csv"))?;
     let report = search.import_region(&id, &mut csv, &mut |_| {})?;
-    if !same_contents(&source.join("tiles.pmtiles"), &layout.tiles_file(&id)) {
-        copy_tiles(layout, source)?;
-    }
+    place_tiles(layout, source, version)?;
     std::fs::File::create(layout.installed_marker(&id))?.sync_all()?;
     write_atomically(&version_file, version.as_bytes())
         .map_err(|e| AppError::internal("recording the base map version", e))?;
@@ -102,13 +97,4 @@ pub fn install(
         started.elapsed().as_millis()
     );
     Ok(true)
-}
-
-/// Whether two files have the same size and bytes (the tiles placed first are not copied
-/// again).
-fn same_contents(a: &Path, b: &Path) -> bool {
-    match (std::fs::read(a), std::fs::read(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
 }
