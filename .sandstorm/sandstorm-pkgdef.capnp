@@ -52,6 +52,7 @@ const pkgdef :Spk.PackageDefinition = (
     "opt/app/build/assets/web",
     "opt/app/build/assets/base-map",
     "opt/app/nginx/nginx.conf",
+    "opt/app/build/nginx/nginx",
   ],
 
   bridgeConfig = (
@@ -91,7 +92,7 @@ const grainCommand :Spk.Manifest.Command = (
   # The server binds its port, then starts nginx (port 8003) and lives and dies with it: no shell.
   argv = ["/sandstorm-http-bridge", "8003", "--",
           "/opt/app/target/release/desert-atlas", "serve",
-          "--start-nginx", "/opt/app/nginx/nginx.conf"],
+          "--start-nginx", "/opt/app/nginx/nginx.conf", "--nginx", "/opt/app/build/nginx/nginx"],
   environ = [
     (key = "PATH", value = "/usr/local/bin:/usr/bin:/bin"),
     (key = "SANDSTORM", value = "1"),

@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// grain's launcher).
     #[arg(long, value_name = "NGINX_CONF")]
     pub start_nginx: Option<PathBuf>,
+    /// The nginx binary `--start-nginx` runs: the package ships its own build
+    /// (scripts/build-nginx); elsewhere Debian's.
+    #[arg(long, value_name = "PATH", default_value = "/usr/sbin/nginx")]
+    pub nginx: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,6 +95,7 @@ pub struct ServeConfig {
     pub map_data_url: String,
     pub assets: PathBuf,
     pub start_nginx: Option<PathBuf>,
+    pub nginx: PathBuf,
 }
 
 impl ServeArgs {
@@ -131,6 +136,7 @@ impl ServeArgs {
             map_data_url: self.map_data_url,
             assets,
             start_nginx: self.start_nginx,
+            nginx: self.nginx,
         })
     }
 }
@@ -176,6 +182,7 @@ mod tests {
             map_data_url: DEFAULT_MAP_DATA_URL.into(),
             assets: None,
             start_nginx: None,
+            nginx: "/usr/sbin/nginx".into(),
         }
     }
 

@@ -9,27 +9,24 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
-/// Where Debian installs nginx.
-const NGINX: &str = "/usr/sbin/nginx";
-
 pub struct Nginx {
     child: Child,
 }
 
 impl Nginx {
-    /// Starts nginx in the foreground with `config`, its log on our stderr. The directories the
+    /// Starts the nginx at `binary` in the foreground with `config`, its log on our stderr. The directories the
     /// shipped config writes into (`run/`, `lib/nginx/` under the grain's `/var`) are created
     /// in `var` first.
     ///
     /// Call this from the thread that lives as long as the process: the kernel sends nginx
     /// SIGTERM when the thread that started it exits.
-    pub fn start(config: &Path, var: &Path) -> Result<Nginx, String> {
+    pub fn start(binary: &Path, config: &Path, var: &Path) -> Result<Nginx, String> {
         for dir in ["run", "lib/nginx"] {
             let dir: PathBuf = var.join(dir);
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("cannot create {} for nginx: {e}", dir.display()))?;
         }
-        let mut command = Command::new(NGINX);
+        let mut command = Command::new(binary);
         command
             .arg("-c")
             .arg(config)
@@ -46,7 +43,7 @@ impl Nginx {
         }
         let child = command
             .spawn()
-            .map_err(|e| format!("cannot start {NGINX}: {e}"))?;
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         tracing::info!("nginx started (pid {})", child.id());
         Ok(Nginx { child })
     }

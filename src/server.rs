@@ -99,7 +99,11 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     listeners.push(first);
     // nginx once the port is bound, so its first request finds the server listening.
     let nginx = match &config.start_nginx {
-        Some(conf) => Some(crate::nginx::Nginx::start(conf, &config.data_dir)?),
+        Some(conf) => Some(crate::nginx::Nginx::start(
+            &config.nginx,
+            conf,
+            &config.data_dir,
+        )?),
         None => None,
     };
     let state = open_state(&config, layout, &shutdown).map_err(|e| e.to_string())?;

@@ -57,6 +57,8 @@ impl Grain {
             .arg(var)
             .arg("--start-nginx")
             .arg(&conf)
+            .arg("--nginx")
+            .arg(repo.join("build/nginx/nginx"))
             .env("SANDSTORM", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -23,11 +23,10 @@ impl Drop for Nginx {
 }
 
 fn start_nginx(work: &Path, backend: &str) -> (Nginx, String) {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("nginx is not installed: run scripts/setup");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The nginx the package ships.
+    let nginx = repo.join("build/nginx/nginx");
+    assert!(nginx.exists(), "no build/nginx/nginx: run scripts/setup");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
