@@ -49,8 +49,6 @@ const pkgdef :Spk.PackageDefinition = (
   # What the grain runs, whether or not `spk dev` saw it used.
   alwaysInclude = [
     "opt/app/target/release/desert-atlas",
-    "opt/app/build/assets/web",
-    "opt/app/build/assets/base-map",
     "opt/app/nginx/nginx.conf",
     "opt/app/build/nginx/nginx",
   ],

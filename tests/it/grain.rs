@@ -312,6 +312,16 @@ pub async fn run_grain_journeys(tree: &Path, package: &Package) {
             .and_then(|rest| rest.split('"').next())
             .expect("the page names its script");
         assert_eq!(v.get(&format!("/{script}")).await.status(), 200, "{script}");
+        // The package holds it uncompressed; nginx compresses it on the way.
+        let compressed = v
+            .client
+            .get(format!("{}/{script}", v.base))
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(compressed.status(), 200);
+        assert_eq!(compressed.headers()["content-encoding"], "gzip", "{script}");
         let found = v.titles("paris").await;
         assert!(
             found.iter().any(|t| t.starts_with("Paris")),
@@ -465,8 +475,89 @@ pub fn in_own_network<F: std::future::Future<Output = ()>>(
     .unwrap_or_else(|e| std::panic::resume_unwind(e));
 }
 
+/// `tools/spk`, built with the test binaries (`cargo test` builds the workspace); built here
+/// when a filtered run left it out.
+fn spk_tool() -> PathBuf {
+    let tool = Path::new(BIN).with_file_name("spk");
+    if !tool.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "spk"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "cargo build -p spk failed");
+    }
+    tool
+}
+
+fn spk(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(spk_tool()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "spk {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The package's tree as Sandstorm gets it: `scripts/file-list` (run on the binary under test),
+/// packed and signed into an spk by `tools/spk` with the pkgdef, verified, then unpacked.
+fn tree_from_spk(work: &Path) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let list = work.join("sandstorm-files.list");
+    let status = Command::new(repo.join("scripts/file-list"))
+        .args(["--binary", BIN, "--out"])
+        .arg(&list)
+        .status()
+        .expect("run scripts/file-list");
+    assert!(status.success(), "scripts/file-list failed");
+    let keyring = work.join("keyring");
+    let app_id = spk(&["keygen".as_ref(), "--keyring".as_ref(), keyring.as_os_str()]);
+    let package = work.join("desert-atlas.spk");
+    let binary = format!("opt/app/target/release/desert-atlas={BIN}");
+    let checkout = format!("opt/app={}", repo.display());
+    spk(&[
+        "pack".as_ref(),
+        "--fast".as_ref(),
+        "--pkgdef".as_ref(),
+        repo.join(".sandstorm/sandstorm-pkgdef.capnp").as_os_str(),
+        "--file-list".as_ref(),
+        list.as_os_str(),
+        "--keyring".as_ref(),
+        keyring.as_os_str(),
+        "--app-id".as_ref(),
+        app_id.trim().as_ref(),
+        "--source-map".as_ref(),
+        binary.as_ref(),
+        "--source-map".as_ref(),
+        checkout.as_ref(),
+        "--out".as_ref(),
+        package.as_os_str(),
+    ]);
+    let tree = work.join("tree");
+    spk(&["unpack".as_ref(), package.as_os_str(), tree.as_os_str()]);
+    tree
+}
+
+/// The grain test proper: what the spk holds, run as a grain.
 #[test]
 fn the_package_runs_as_a_grain_for_every_role_and_survives_a_kill() {
+    let package = read_pkgdef();
+    let work = tempfile::tempdir().unwrap();
+    let tree = tree_from_spk(work.path());
+    assert!(
+        !tree.join("opt/app/build/assets/web/index.html.gz").exists(),
+        "the package holds the web client uncompressed only"
+    );
+    in_own_network(move || async move {
+        run_grain_journeys(&tree, &package).await;
+    });
+}
+
+/// The same tree built without packing (`scripts/file-list` and `alwaysInclude` copied from
+/// this machine) behaves the same: a file the list lacks fails either way.
+#[test]
+fn the_file_list_alone_makes_a_tree_that_runs_as_a_grain() {
     let package = read_pkgdef();
     let work = tempfile::tempdir().unwrap();
     let tree = work.path().join("tree");

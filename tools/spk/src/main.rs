@@ -46,6 +46,10 @@ enum Command {
         /// Where to write the package.
         #[arg(long)]
         out: PathBuf,
+        /// Compress with xz preset 0 instead of 9 (extreme): much faster and bigger, for
+        /// packages that tests unpack again.
+        #[arg(long)]
+        fast: bool,
     },
     /// Checks a package's signature, format and limits and says what it is.
     Verify {
@@ -94,6 +98,7 @@ fn run(command: Command) -> Result<()> {
             bridge,
             source_maps,
             out,
+            fast,
         } => {
             let started = Instant::now();
             let definition = pkgdef::evaluate(&pkgdef)?;
@@ -112,6 +117,11 @@ fn run(command: Command) -> Result<()> {
                 bridge: bridge.as_deref(),
                 key: &key,
                 limits: Limits::SANDSTORM,
+                effort: if fast {
+                    spk::xz::Effort::Fastest
+                } else {
+                    spk::xz::Effort::Smallest
+                },
             })?;
             write_atomically(&out, &packed.spk)?;
             let c = &packed.contents;

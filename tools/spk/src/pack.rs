@@ -31,6 +31,7 @@ pub struct Request<'a> {
     pub bridge: Option<&'a Path>,
     pub key: &'a Key,
     pub limits: Limits,
+    pub effort: crate::xz::Effort,
 }
 
 /// A written package and what it holds.
@@ -109,6 +110,7 @@ pub fn pack(request: &Request) -> Result<Packed> {
     spk.extend(crate::xz::compress(
         signature.as_slice().chain(archive.as_slice()),
         size,
+        request.effort,
     )?);
     Ok(Packed {
         spk,

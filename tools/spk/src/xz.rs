@@ -1,4 +1,5 @@
-//! The xz layer of an spk: compressed with LZMA2 at preset 9 (extreme), with a dictionary no
+//! The xz layer of an spk: compressed with LZMA2 at preset 9 (extreme) — or preset 0 for a
+//! package made only to be unpacked again by a test — with a dictionary no
 //! bigger than the data needs (the same ratio as the full 64 MiB one, with less memory on both
 //! sides); read back with a memory ceiling so that a hostile package cannot ask for gigabytes.
 
@@ -15,10 +16,23 @@ const PRESET_EXTREME: u32 = 1 << 31;
 /// What decompressing may use at most (preset 9's 64 MiB dictionary needs about 65 MiB).
 const DECODER_MEMORY: u64 = 256 << 20;
 
+/// How hard to compress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    /// Preset 9, extreme: the package that is shipped.
+    Smallest,
+    /// Preset 0: seconds instead of minutes, for packages that tests unpack again.
+    Fastest,
+}
+
 /// `data` (`size` bytes) as one xz stream.
-pub fn compress(data: impl Read, size: u64) -> Result<Vec<u8>> {
+pub fn compress(data: impl Read, size: u64, effort: Effort) -> Result<Vec<u8>> {
     let failed = |e: xz2::stream::Error| Error::invalid(format!("xz compression failed: {e}"));
-    let mut options = LzmaOptions::new_preset(9 | PRESET_EXTREME).map_err(failed)?;
+    let preset = match effort {
+        Effort::Smallest => 9 | PRESET_EXTREME,
+        Effort::Fastest => 0,
+    };
+    let mut options = LzmaOptions::new_preset(preset).map_err(failed)?;
     let dictionary = size.next_power_of_two().clamp(1 << 20, 64 << 20);
     options.dict_size(dictionary as u32);
     let mut filters = Filters::new();
