@@ -87,6 +87,7 @@ impl DirectFetcher {
             .get_or_init(|| {
                 // reqwest is built without a default TLS provider; rustls needs one chosen
                 // per process.
+                #[cfg(feature = "tls")]
                 let _ = rustls::crypto::ring::default_provider().install_default();
                 reqwest::Client::builder()
                     .connect_timeout(Duration::from_secs(15))
@@ -104,6 +105,15 @@ impl DirectFetcher {
 
 impl Fetcher for DirectFetcher {
     async fn get(&self, url: &str, from: u64) -> Result<Fetched, FetchError> {
+        #[cfg(not(feature = "tls"))]
+        if url.starts_with("https://") {
+            return Err(FetchError::Permanent(format!(
+                "this build cannot fetch {} itself: it is the grain's build, without TLS, where \
+                 Sandstorm's bridge makes the https requests; run a build with the `tls` feature \
+                 (the default) outside Sandstorm",
+                file_name(url)
+            )));
+        }
         let response = send(self.client()?.get(url), from).await?;
         answer(response, url, from)
     }

@@ -46,16 +46,19 @@ impl BridgeProxy {
         };
         self.client
             .get_or_init(|| {
-                // reqwest is built without a default TLS provider; one must be chosen per
-                // process even for a client that only speaks plain HTTP.
-                let _ = rustls::crypto::ring::default_provider().install_default();
                 let proxy = reqwest::Proxy::http(url)
                     .map_err(|e| format!("the grain's HTTP_PROXY ({url}) is not usable: {e}"))?;
-                reqwest::Client::builder()
-                    .proxy(proxy)
+                let builder = reqwest::Client::builder().proxy(proxy);
+                #[cfg(feature = "tls")]
+                let builder = {
+                    // reqwest is built without a default TLS provider; one must be chosen per
+                    // process even for a client that only speaks plain HTTP.
+                    let _ = rustls::crypto::ring::default_provider().install_default();
                     // Only plain HTTP goes to the bridge, so no trust roots: the grain has no
                     // certificate store, and the system verifier fails to start without one.
-                    .tls_certs_only([])
+                    builder.tls_certs_only([])
+                };
+                builder
                     .connect_timeout(Duration::from_secs(15))
                     .read_timeout(Duration::from_secs(30))
                     .redirect(crate::regions::fetcher::same_origin_redirects())
