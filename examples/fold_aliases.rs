@@ -1,0 +1,73 @@
+//! Folds the base map's aliases into the form the server searches, with the server's own
+//! normalisation (`desert_atlas::search::normalize`): "Al Mukallā" and "Al Mukalla" are one
+//! alias, "Москва" is "moskva". An alias that folds to the place's name or to an alias
+//! already kept is dropped, so the package carries each searchable spelling once. The server
+//! normalises the aliases again at import, which leaves folded ones as they are. Used by
+//! `scripts/build-base-map` on the CSV that tools/basemap/build.mjs writes.
+//!
+//! Usage: fold_aliases IN.csv OUT.csv
+
+use std::path::PathBuf;
+
+use desert_atlas::search::normalize::normalize;
+
+/// The words of `text` as the server matches them, one space apart.
+fn fold(text: &str) -> String {
+    normalize(text)
+        .replace('"', "")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn main() -> Result<(), String> {
+    let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let [input, output] = args.as_slice() else {
+        return Err("usage: fold_aliases IN.csv OUT.csv".into());
+    };
+    let mut reader =
+        csv::Reader::from_path(input).map_err(|e| format!("{}: {e}", input.display()))?;
+    let mut writer =
+        csv::Writer::from_path(output).map_err(|e| format!("{}: {e}", output.display()))?;
+    let headers = reader.headers().map_err(|e| e.to_string())?.clone();
+    if headers.iter().collect::<Vec<_>>() != ["name", "lat", "lng", "importance", "aliases"] {
+        return Err(format!(
+            "{}: unexpected header {headers:?}",
+            input.display()
+        ));
+    }
+    writer.write_record(&headers).map_err(|e| e.to_string())?;
+    let (mut rows, mut given, mut kept, mut with_aliases) = (0u64, 0u64, 0u64, 0u64);
+    for record in reader.records() {
+        let record = record.map_err(|e| e.to_string())?;
+        let (name, aliases) = (&record[0], &record[4]);
+        let mut seen = vec![fold(name.split(',').next().unwrap_or(name))];
+        let mut folded = Vec::new();
+        for alias in aliases.split('|').filter(|a| !a.is_empty()) {
+            given += 1;
+            let words = fold(alias);
+            if !words.is_empty() && !seen.contains(&words) {
+                folded.push(words.clone());
+                seen.push(words);
+            }
+        }
+        rows += 1;
+        kept += folded.len() as u64;
+        with_aliases += u64::from(!folded.is_empty());
+        let aliases = folded.join("|");
+        writer
+            .write_record([
+                &record[0],
+                &record[1],
+                &record[2],
+                &record[3],
+                aliases.as_str(),
+            ])
+            .map_err(|e| e.to_string())?;
+    }
+    writer.flush().map_err(|e| e.to_string())?;
+    eprintln!(
+        "base map places: {rows} rows, {kept} aliases on {with_aliases} places kept of {given} given (folded, without repeats)"
+    );
+    Ok(())
+}
