@@ -135,7 +135,7 @@ async fn run_download(
                     tracing::error!("region {job_id}: cannot remove its partial download: {e}");
                 }
                 queue.forget_parts(&job_id)?;
-                queue.fail(&job_id, &message)
+                queue.fail(&job_id, &message, None)
             })
             .await
         }
@@ -148,12 +148,12 @@ async fn run_download(
                 fetching.error = Some(message.clone());
                 fetching.error_key = Some(key);
             }
-            blocking(move || queue.fail(&job_id, &message)).await
+            blocking(move || queue.fail(&job_id, &message, Some(key))).await
         }
         Err(Stop::Failed(message)) => {
             tracing::error!("region {id} failed: {message}");
             shared.tracker.fail(id, &message);
-            blocking(move || queue.fail(&job_id, &message)).await
+            blocking(move || queue.fail(&job_id, &message, None)).await
         }
     };
     if let Err(e) = recorded {
@@ -299,7 +299,7 @@ async fn run_delete(shared: &Arc<Shared>, id: &TileId) {
         }
         Err(e) => {
             tracing::error!("region {id}: deleting failed: {e}");
-            blocking(move || queue.fail(&job_id, &format!("deleting failed: {e}"))).await
+            blocking(move || queue.fail(&job_id, &format!("deleting failed: {e}"), None)).await
         }
     };
     if let Err(e) = recorded {

@@ -334,6 +334,17 @@ async fn a_revoked_grant_fails_the_download_once_and_asks_again() {
     );
     assert_eq!(map.hits("r.tar.gz.00"), 0);
 
+    // After a restart the failure still says what to do, so the page offers the Powerbox.
+    let server = server.restart();
+    let status = server.get_json("/app/map-download-status").await;
+    let region = &status["in-progress"]["r"];
+    assert_eq!(region["downloadError"], true, "{status:#}");
+    assert_eq!(region["errorKey"], "access-withdrawn", "{status:#}");
+    assert_eq!(
+        region["error"],
+        "Access to the map-data server was withdrawn; ask again."
+    );
+
     // Asking again: a new grant, and the region downloads.
     assert_eq!(claim(&server, &bridge.powerbox_grant()).await.status(), 200);
     download(&server, "r").await;
