@@ -124,11 +124,12 @@ async fn run_download(
         }
         Err(Stop::NoRoom(message) | Stop::Refused(message)) => {
             tracing::error!("region {id} does not fit: {message}");
-            shared.tracker.fail(id, &message);
             // Kept, the parts would hold the space the grain needs for anything else.
-            // The download has returned, so none of its writes is still running.
+            // The download has returned, so none of its writes is still running. The status
+            // says "failed" only once they are gone.
             let dir = shared.layout.big_tmp_dir().join(id.as_str());
-            blocking(move || {
+            let shown = message.clone();
+            let recorded = blocking(move || {
                 if let Err(e) = std::fs::remove_dir_all(&dir)
                     && e.kind() != std::io::ErrorKind::NotFound
                 {
@@ -137,7 +138,9 @@ async fn run_download(
                 queue.forget_parts(&job_id)?;
                 queue.fail(&job_id, &message, None)
             })
-            .await
+            .await;
+            shared.tracker.fail(id, &shown);
+            recorded
         }
         Err(Stop::Access { key, message }) => {
             tracing::warn!("region {id}: {message}");
