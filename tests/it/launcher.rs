@@ -9,19 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::common::BIN;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use crate::nginx::{free_port, shipped_config};
 
 struct Grain {
     child: Child,
@@ -34,21 +22,8 @@ impl Grain {
     /// Starts `serve --start-nginx` on `var` with the shipped config, its ports and paths
     /// replaced by the test's; waits until nginx answers.
     fn start(var: &Path) -> Grain {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let (front, backend) = (free_port(), free_port());
-        let mut config = std::fs::read_to_string(repo.join("nginx/nginx.conf"))
-            .unwrap()
-            .replace(
-                "/opt/app/build/assets/web",
-                &repo.join("build/assets/web").display().to_string(),
-            )
-            .replace("/var/", &format!("{}/", var.display()))
-            .replace("127.0.0.1:8003", &format!("127.0.0.1:{front}"))
-            .replace("127.0.0.1:3857", &format!("127.0.0.1:{backend}"));
-        if is_root() {
-            // Workers of a root master would run as nobody, who cannot read the test's files.
-            config = format!("user root;\n{config}");
-        }
+        let config = shipped_config(var, front, &format!("127.0.0.1:{backend}"));
         let conf = var.join("nginx.conf");
         std::fs::write(&conf, config).unwrap();
         let mut child = Command::new(BIN)
