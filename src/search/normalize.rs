@@ -41,11 +41,8 @@ pub fn normalize_into(out: &mut String, text: &str) {
 
 /// Whether `c` is in one of Unicode's symbol categories (math, currency, modifier, other).
 fn is_symbol(c: char) -> bool {
-    use unicode_general_category::{GeneralCategory as G, get_general_category};
-    matches!(
-        get_general_category(c),
-        G::MathSymbol | G::CurrencySymbol | G::ModifierSymbol | G::OtherSymbol
-    )
+    use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+    c.general_category_group() == GeneralCategoryGroup::Symbol
 }
 
 #[cfg(test)]
@@ -84,7 +81,7 @@ mod tests {
 mod every_character {
     use super::normalize;
     use crate::search::query::{Term, parse};
-    use unicode_general_category::{GeneralCategory as G, get_general_category};
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
 
     enum Kind {
         Whitespace,
@@ -98,7 +95,7 @@ mod every_character {
         (0..=0x10FFFF)
             .filter_map(char::from_u32)
             .filter_map(|c| {
-                let kind = match get_general_category(c) {
+                let kind = match c.general_category() {
                     _ if c.is_whitespace() => Kind::Whitespace,
                     G::SpaceSeparator | G::LineSeparator | G::ParagraphSeparator => {
                         Kind::Whitespace
