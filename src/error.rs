@@ -48,6 +48,10 @@ pub enum AppError {
     /// Something on our side failed; the cause is logged, the user sees a generic sentence.
     #[error(transparent)]
     Internal(Cause),
+    /// A service the server asks on the user's behalf (the Sandstorm bridge) could not be
+    /// reached or failed (502): `message` says what the person can do, `cause` is logged.
+    #[error("{message}")]
+    BadGateway { message: String, cause: Cause },
 }
 
 /// What failed on our side: what the server was doing, and the error that stopped it.
@@ -98,6 +102,7 @@ impl AppError {
             AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 }
@@ -136,6 +141,9 @@ impl IntoResponse for AppError {
                 "Something went wrong on the server; try again, and check the grain's log if it keeps happening.".to_string(),
                 Some(InternalFailure(chain(cause))),
             ),
+            AppError::BadGateway { message, cause } => {
+                (message.clone(), Some(InternalFailure(chain(cause))))
+            }
             other => (other.to_string(), None),
         };
         let mut response =
@@ -165,7 +173,8 @@ pub fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// Carried by a response answering an internal failure, for [`log_internal_errors`].
+/// Carried by a response answering an internal failure (ours or a service's we asked), for
+/// [`log_internal_errors`].
 #[derive(Clone)]
 struct InternalFailure(String);
 

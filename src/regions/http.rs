@@ -95,7 +95,7 @@ pub async fn status_json(regions: &Regions) -> Result<Value> {
             (Action::Download, Some(message)) => {
                 in_progress
                     .entry(job.tile_id.clone())
-                    .or_insert_with(|| Progress::failed(message));
+                    .or_insert_with(|| Progress::failed(message, job.failed_key));
             }
             (Action::Download, None) if !running.contains_key(&job.tile_id) => {
                 queued_download.push(job.tile_id.to_string());

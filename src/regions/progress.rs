@@ -70,9 +70,11 @@ impl Progress {
         }
     }
 
-    pub fn failed(message: &str) -> Progress {
+    /// A failure read back from the queue: `key` says what the page can do about it.
+    pub fn failed(message: &str, key: Option<&'static str>) -> Progress {
         let mut p = Progress::new(0, None);
         p.fail(message);
+        p.error_key = key;
         p
     }
 

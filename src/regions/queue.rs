@@ -34,6 +34,21 @@ pub struct Job {
     pub action: Action,
     /// Why the job failed; a failed job waits until it is asked for again.
     pub failed: Option<String>,
+    /// What the page can do about the failure (`access-needed`, `access-withdrawn`), if
+    /// anything.
+    pub failed_key: Option<&'static str>,
+}
+
+/// The keys a failure may carry: stored as text, read back as one of these (an unknown
+/// key, from a later version, reads as none).
+const FAILURE_KEYS: [&str; 2] = [
+    crate::sandstorm::fetcher::ACCESS_NEEDED,
+    crate::sandstorm::fetcher::ACCESS_WITHDRAWN,
+];
+
+fn failure_key(stored: Option<String>) -> Option<&'static str> {
+    let stored = stored?;
+    FAILURE_KEYS.into_iter().find(|key| *key == stored)
 }
 
 /// Cheap to clone (one connection behind a lock); blocking calls: run them with
@@ -59,6 +74,15 @@ impl Queue {
                  sha256 TEXT NOT NULL,
                  PRIMARY KEY (tile_id, idx));",
         )?;
+        // Queues written before failures kept their key: theirs read as none.
+        let has_key: bool = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'failed_key'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_key {
+            conn.execute_batch("ALTER TABLE jobs ADD COLUMN failed_key TEXT")?;
+        }
         Ok(Queue {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -72,18 +96,19 @@ impl Queue {
     /// Every job, oldest request first.
     pub fn jobs(&self) -> Result<Vec<Job>> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT tile_id, action, failed FROM jobs ORDER BY seq")?;
+        let mut stmt = conn
+            .prepare_cached("SELECT tile_id, action, failed, failed_key FROM jobs ORDER BY seq")?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
             ))
         })?;
         let mut jobs = Vec::new();
         for row in rows {
-            let (id, action, failed) = row?;
+            let (id, action, failed, key) = row?;
             let Some(tile_id) = TileId::parse(&id) else {
                 continue;
             };
@@ -96,6 +121,7 @@ impl Queue {
                 tile_id,
                 action,
                 failed,
+                failed_key: failure_key(key),
             });
         }
         Ok(jobs)
@@ -108,19 +134,20 @@ impl Queue {
     /// Queues `action` for `id`, replacing any earlier request (and clearing a failure).
     pub fn put(&self, id: &TileId, action: Action) -> Result<()> {
         self.conn().execute(
-            "INSERT INTO jobs (tile_id, action, failed, seq)
-               VALUES (?1, ?2, NULL, (SELECT coalesce(max(seq), 0) + 1 FROM jobs))
+            "INSERT INTO jobs (tile_id, action, failed, failed_key, seq)
+               VALUES (?1, ?2, NULL, NULL, (SELECT coalesce(max(seq), 0) + 1 FROM jobs))
              ON CONFLICT (tile_id) DO UPDATE SET action = excluded.action, failed = NULL,
-               seq = excluded.seq",
+               failed_key = NULL, seq = excluded.seq",
             params![id.as_str(), action.as_str()],
         )?;
         Ok(())
     }
 
-    pub fn fail(&self, id: &TileId, message: &str) -> Result<()> {
+    /// `id`'s job failed: `message` says why, `key` what the page can do about it.
+    pub fn fail(&self, id: &TileId, message: &str, key: Option<&'static str>) -> Result<()> {
         self.conn().execute(
-            "UPDATE jobs SET failed = ?2 WHERE tile_id = ?1",
-            params![id.as_str(), message],
+            "UPDATE jobs SET failed = ?2, failed_key = ?3 WHERE tile_id = ?1",
+            params![id.as_str(), message, key],
         )?;
         Ok(())
     }
@@ -190,7 +217,7 @@ mod tests {
         let q = Queue::open(&path).unwrap();
         q.put(&id("a"), Action::Download).unwrap();
         q.put(&id("b"), Action::Download).unwrap();
-        q.fail(&id("a"), "boom").unwrap();
+        q.fail(&id("a"), "boom", None).unwrap();
         q.put(&id("a"), Action::Delete).unwrap();
         q.mark_verified(&id("b"), 0, 10, "ab").unwrap();
         drop(q);
@@ -210,5 +237,40 @@ mod tests {
         assert!(q.is_queued(&id("a")).unwrap(), "a newer request is kept");
         q.finish(&id("a"), Action::Delete).unwrap();
         assert!(!q.is_queued(&id("a")).unwrap());
+    }
+
+    #[test]
+    fn a_failure_keeps_its_key_and_an_old_queue_reads_as_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        // A queue as earlier versions wrote it: no key column, one failed job.
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE jobs (tile_id TEXT PRIMARY KEY, action TEXT NOT NULL, failed TEXT,
+                 seq INTEGER NOT NULL);
+             INSERT INTO jobs VALUES ('old', 'download', 'it broke', 1);",
+        )
+        .unwrap();
+        drop(old);
+        let q = Queue::open(&path).unwrap();
+        let old = q.job(&id("old")).unwrap().unwrap();
+        assert_eq!(
+            (old.failed.as_deref(), old.failed_key),
+            (Some("it broke"), None)
+        );
+
+        q.put(&id("new"), Action::Download).unwrap();
+        q.fail(&id("new"), "withdrawn", Some("access-withdrawn"))
+            .unwrap();
+        drop(q);
+        let q = Queue::open(&path).unwrap();
+        assert_eq!(
+            q.job(&id("new")).unwrap().unwrap().failed_key,
+            Some("access-withdrawn")
+        );
+        // Asking again clears the failure and its key.
+        q.put(&id("new"), Action::Download).unwrap();
+        let again = q.job(&id("new")).unwrap().unwrap();
+        assert_eq!((again.failed, again.failed_key), (None, None));
     }
 }

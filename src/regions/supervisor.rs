@@ -124,20 +124,23 @@ async fn run_download(
         }
         Err(Stop::NoRoom(message) | Stop::Refused(message)) => {
             tracing::error!("region {id} does not fit: {message}");
-            shared.tracker.fail(id, &message);
             // Kept, the parts would hold the space the grain needs for anything else.
-            // The download has returned, so none of its writes is still running.
+            // The download has returned, so none of its writes is still running. The status
+            // says "failed" only once they are gone.
             let dir = shared.layout.big_tmp_dir().join(id.as_str());
-            blocking(move || {
+            let shown = message.clone();
+            let recorded = blocking(move || {
                 if let Err(e) = std::fs::remove_dir_all(&dir)
                     && e.kind() != std::io::ErrorKind::NotFound
                 {
                     tracing::error!("region {job_id}: cannot remove its partial download: {e}");
                 }
                 queue.forget_parts(&job_id)?;
-                queue.fail(&job_id, &message)
+                queue.fail(&job_id, &message, None)
             })
-            .await
+            .await;
+            shared.tracker.fail(id, &shown);
+            recorded
         }
         Err(Stop::Access { key, message }) => {
             tracing::warn!("region {id}: {message}");
@@ -148,12 +151,12 @@ async fn run_download(
                 fetching.error = Some(message.clone());
                 fetching.error_key = Some(key);
             }
-            blocking(move || queue.fail(&job_id, &message)).await
+            blocking(move || queue.fail(&job_id, &message, Some(key))).await
         }
         Err(Stop::Failed(message)) => {
             tracing::error!("region {id} failed: {message}");
             shared.tracker.fail(id, &message);
-            blocking(move || queue.fail(&job_id, &message)).await
+            blocking(move || queue.fail(&job_id, &message, None)).await
         }
     };
     if let Err(e) = recorded {
@@ -299,7 +302,7 @@ async fn run_delete(shared: &Arc<Shared>, id: &TileId) {
         }
         Err(e) => {
             tracing::error!("region {id}: deleting failed: {e}");
-            blocking(move || queue.fail(&job_id, &format!("deleting failed: {e}"))).await
+            blocking(move || queue.fail(&job_id, &format!("deleting failed: {e}"), None)).await
         }
     };
     if let Err(e) = recorded {

@@ -62,8 +62,11 @@ pub async fn claim(
             tracing::warn!("a Powerbox claim was refused: {reason}");
             return Err(AppError::BadRequest(reason));
         }
-        Err(ClaimError::Unreachable(detail)) => {
-            return Err(AppError::internal("claiming the access token", detail));
+        Err(ClaimError::BridgeFailed { message, cause }) => {
+            return Err(AppError::BadGateway {
+                message: message.into(),
+                cause: format!("claiming the access token: {cause}").into(),
+            });
         }
     };
     state.powerbox.tokens.store(&token)?;

@@ -2,6 +2,8 @@
 //! way Python's `unidecode` does (deunicode follows the same tables) and lower-cased; `-`,
 //! `_` and every kind of whitespace separate words; everything else (punctuation, symbols,
 //! emoji, control and format characters) is dropped, except `"`, which the query language uses.
+//! A symbol is what Unicode's general category calls one, even where Unicode also counts it as
+//! alphabetic (the enclosed letters Ⓐ and 🅰 would otherwise become words a name must hold).
 //!
 //! Each character is classified before it is transliterated: deunicode spells symbols out
 //! ("🦄" as "unicorn", "©" as "(c)"), and those words must not become terms a name has to hold.
@@ -20,8 +22,9 @@ pub fn normalize_into(out: &mut String, text: &str) {
             'a'..='z' | '0'..='9' | '"' => out.push(c),
             '-' | '_' => out.push(' '),
             c if c.is_whitespace() => out.push(' '),
-            // Letters and digits of every script (with the marks that belong to letters).
-            c if c.is_alphanumeric() => {
+            // Letters and digits of every script (with the marks that belong to letters), but
+            // not the symbols Unicode also counts as alphabetic (Ⓐ, 🅰).
+            c if c.is_alphanumeric() && !is_symbol(c) => {
                 for t in deunicode::deunicode_char(c).unwrap_or("").chars() {
                     match t {
                         'A'..='Z' => out.push(t.to_ascii_lowercase()),
@@ -34,6 +37,12 @@ pub fn normalize_into(out: &mut String, text: &str) {
             _ => {}
         }
     }
+}
+
+/// Whether `c` is in one of Unicode's symbol categories (math, currency, modifier, other).
+fn is_symbol(c: char) -> bool {
+    use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+    c.general_category_group() == GeneralCategoryGroup::Symbol
 }
 
 #[cfg(test)]
@@ -62,5 +71,150 @@ mod tests {
         assert_eq!(normalize("kauppa\ttori"), "kauppa tori");
         assert_eq!(normalize("a\u{3000}b\u{a0}c\u{2028}d"), "a b c d");
         assert_eq!(normalize("©™€→"), "");
+    }
+}
+
+/// The rule of docs/api.md §6 checked against every Unicode code point, classified by its
+/// general category: each whitespace character splits "kauppa" from "tori", each symbol and
+/// punctuation mark beside "kauppatori" leaves the one word, each letter and digit is kept.
+#[cfg(test)]
+mod every_character {
+    use super::normalize;
+    use crate::search::query::{Term, parse};
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+
+    enum Kind {
+        Whitespace,
+        Symbol,
+        /// Letters and decimal digits.
+        LetterOrDigit,
+    }
+
+    /// Every code point the rule speaks of, with what the rule says of it.
+    fn table() -> Vec<(char, Kind)> {
+        (0..=0x10FFFF)
+            .filter_map(char::from_u32)
+            .filter_map(|c| {
+                let kind = match c.general_category() {
+                    _ if c.is_whitespace() => Kind::Whitespace,
+                    G::SpaceSeparator | G::LineSeparator | G::ParagraphSeparator => {
+                        Kind::Whitespace
+                    }
+                    // `-` and `_` separate words and `"` quotes a phrase (checked below).
+                    _ if matches!(c, '-' | '_' | '"') => return None,
+                    G::MathSymbol
+                    | G::CurrencySymbol
+                    | G::ModifierSymbol
+                    | G::OtherSymbol
+                    | G::ConnectorPunctuation
+                    | G::DashPunctuation
+                    | G::OpenPunctuation
+                    | G::ClosePunctuation
+                    | G::InitialPunctuation
+                    | G::FinalPunctuation
+                    | G::OtherPunctuation => Kind::Symbol,
+                    G::UppercaseLetter
+                    | G::LowercaseLetter
+                    | G::TitlecaseLetter
+                    | G::ModifierLetter
+                    | G::OtherLetter
+                    | G::DecimalNumber => Kind::LetterOrDigit,
+                    _ => return None,
+                };
+                Some((c, kind))
+            })
+            .collect()
+    }
+
+    fn prefixes(words: &[&str]) -> Vec<Term> {
+        words.iter().map(|w| Term::Prefix(w.to_string())).collect()
+    }
+
+    fn is_matchable(text: &str) -> bool {
+        text.chars()
+            .all(|t| t.is_ascii_lowercase() || t.is_ascii_digit() || t == ' ')
+    }
+
+    #[test]
+    fn whitespace_splits_symbols_go_letters_and_digits_stay() {
+        let table = table();
+        let count = |k: fn(&Kind) -> bool| table.iter().filter(|(_, kind)| k(kind)).count();
+        // Whitespace (25 in Unicode 16), symbols and punctuation (~9,000), letters (~140,000).
+        assert!(count(|k| matches!(k, Kind::Whitespace)) >= 25);
+        assert!(count(|k| matches!(k, Kind::Symbol)) >= 2_000);
+        assert!(count(|k| matches!(k, Kind::LetterOrDigit)) >= 2_000);
+
+        let mut broken = Vec::new();
+        for (c, kind) in &table {
+            let c = *c;
+            let holds = match kind {
+                Kind::Whitespace => {
+                    normalize(&format!("kauppa{c}tori")) == "kauppa tori"
+                        && parse(&format!("kauppa{c}tori")) == prefixes(&["kauppa", "tori"])
+                }
+                Kind::Symbol => {
+                    normalize(&format!("{c}kauppatori{c}")) == "kauppatori"
+                        && parse(&format!("kauppatori {c}")) == prefixes(&["kauppatori"])
+                        && parse(&format!("{c}{c}kauppatori")) == prefixes(&["kauppatori"])
+                }
+                // A letter or digit is spelled in ASCII as unidecode does, never as
+                // punctuation: the ones unidecode spells only with punctuation (Arabic alef,
+                // Hebrew aleph, a modifier apostrophe) or not at all (rare CJK, the digits of
+                // scripts newer than its tables) leave nothing.
+                Kind::LetterOrDigit => {
+                    let spelled = normalize(&c.to_string());
+                    let unidecode_letters = deunicode::deunicode_char(c)
+                        .unwrap_or("")
+                        .chars()
+                        .any(|t| t.is_ascii_alphanumeric());
+                    is_matchable(&spelled)
+                        && (spelled.trim().is_empty() != unidecode_letters)
+                        && normalize(&format!("kauppatori{c}")).starts_with("kauppatori")
+                }
+            };
+            if !holds {
+                broken.push(format!("U+{:04X} {c:?}", c as u32));
+            }
+        }
+        assert!(
+            broken.is_empty(),
+            "{} characters break the rule: {}",
+            broken.len(),
+            broken.join(", ")
+        );
+    }
+
+    #[test]
+    fn letters_of_many_scripts_are_spelled_in_ascii() {
+        for (name, spelled) in [
+            ("Kauppatori", "kauppatori"),
+            ("Ærøskøbing", "aeroskobing"),
+            ("Łódź", "lodz"),
+            ("Ελλάδα", "ellada"),
+            ("Москва", "moskva"),
+            ("Київ", "kiyiv"),
+            ("Երևան", "erewan"),
+            ("თბილისი", "tbilisi"),
+            ("תל אביב", "tl byb"),
+            ("القاهرة", "lqhr"),
+            ("मुंबई", "munbii"),
+            ("กรุงเทพ", "krungethph"),
+            ("東京", "dong jing "),
+            ("서울", "seoul"),
+            ("ⅫⅨ", "xiiix"),
+            ("٣٤", "34"),
+        ] {
+            assert_eq!(normalize(name), spelled, "{name}");
+        }
+    }
+
+    #[test]
+    fn dashes_underscores_and_quotes_keep_their_roles() {
+        assert_eq!(parse("kauppa-tori"), prefixes(&["kauppa", "tori"]));
+        assert_eq!(parse("kauppa_tori"), prefixes(&["kauppa", "tori"]));
+        assert_eq!(
+            parse("\"kauppa tori\""),
+            vec![Term::Phrase("kauppa tori".into())]
+        );
     }
 }

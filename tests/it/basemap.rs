@@ -29,8 +29,10 @@ fn start(dir: &Path, assets: &Path) -> TestServer {
     )
 }
 
+/// Waits for the install to be logged. A guard, not a measure: a debug build imports the
+/// 235k places in 10 to 30 s on a loaded machine.
 async fn wait_installed(server: &TestServer) {
-    for _ in 0..200 {
+    for _ in 0..2400 {
         if server.log().contains("base map") && server.log().contains("installed") {
             return;
         }
@@ -205,4 +207,59 @@ async fn without_a_base_map_the_server_says_so_and_works() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("no warning about the missing base map:\n{}", server.log());
+}
+
+/// The world draws before its places are searchable: the tiles are put in place first, then
+/// the places imported. The places file is a FIFO, so the import waits on it until the test
+/// writes it: tiles that answered only after the import would never answer here.
+#[tokio::test]
+async fn the_tiles_are_served_while_the_places_are_still_being_imported() {
+    let slow = tempfile::tempdir().unwrap();
+    let base = slow.path().join("base-map");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::copy(
+        assets().join("base-map/tiles.pmtiles"),
+        base.join("tiles.pmtiles"),
+    )
+    .unwrap();
+    std::fs::write(base.join("VERSION"), "slow\n").unwrap();
+    let places = base.join("search.csv");
+    let fifo = std::ffi::CString::new(places.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), slow.path());
+    // A guard, not a measure: the tiles answer once they are in place.
+    let mut tiles = 0;
+    for _ in 0..1200 {
+        tiles = server.get("/tiles/0/0/0.mvt").await.status().as_u16();
+        if tiles == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(tiles, 200, "{}", server.log());
+    assert_eq!(
+        server.get("/tiles/base-map.pmtiles").await.status(),
+        200,
+        "the base map's archive is served too"
+    );
+    // The import is waiting for its places: none is found, the install is not recorded.
+    assert!(search(&server, "slowtown", 1.0, 1.0).await.is_empty());
+    assert!(!dir.path().join("search_imported/base-map").exists());
+    assert!(!dir.path().join("data/base-map.version").exists());
+
+    // The places arrive; the import finishes and they are found.
+    tokio::task::spawn_blocking(move || {
+        std::fs::write(places, "name,lat,lng,importance,aliases\nSlowtown,1,1,5,\n").unwrap()
+    })
+    .await
+    .unwrap();
+    wait_installed(&server).await;
+    assert_eq!(
+        search(&server, "slowtown", 1.0, 1.0).await,
+        vec![("Slowtown".to_string(), 1.0, 1.0)]
+    );
+    assert_eq!(server.get("/tiles/0/0/0.mvt").await.status(), 200);
 }

@@ -5,15 +5,15 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::BIN;
 use crate::fixtures::{FLORENCE, FLORENCE_Z10, mvt, write_one_tile_pmtiles};
 use crate::mapserver::{Fault, MapServer};
+use crate::packages::{Declared, archive, file_header, publish, region_pack};
 use crate::regions::{
-    WAIT, done, download_until_failed, fetch_manifest, manifest, pack_sized, start, titles,
+    WAIT, done, download_until_failed, fetch_manifest, manifest, pack_sized, start,
+    start_with_region_list, titles,
 };
 
 /// Removes the part sizes from the region list, as the public map-data server's lacks them.
@@ -58,9 +58,7 @@ async fn an_endless_part_stops_at_its_declared_size_and_is_removed() {
         .unwrap();
     let map = MapServer::start(out.path()).await;
     map.fail_always("endless.tar.gz.00", Fault::Endless);
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     let (status, error) = download_until_failed(&server, "endless").await;
     assert!(
         error.contains(&format!("more than the {declared} bytes")),
@@ -147,24 +145,8 @@ async fn a_region_list_redirected_to_another_origin_is_refused() {
 fn pack_files(out: &Path, id: &str, tiles: &Path, csv: &str) {
     let csv_path = out.join(format!("{id}.csv"));
     std::fs::write(&csv_path, csv).unwrap();
-    let status = Command::new(BIN)
-        .args([
-            "region",
-            "pack",
-            "--id",
-            id,
-            "--bounds",
-            "43.7,11.1,43.9,11.4",
-            "--out",
-        ])
-        .arg(out)
-        .arg("--tiles")
-        .arg(tiles)
-        .arg("--search")
-        .arg(&csv_path)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let bounds = ["--bounds", "43.7,11.1,43.9,11.4"];
+    region_pack(out, id, tiles, &csv_path, &bounds);
 }
 
 /// `n` zero bytes, gzip'd as one member.
@@ -251,9 +233,7 @@ async fn a_tiles_file_that_is_junk_or_zstd_is_refused_and_its_rows_never_show() 
     pack_files(out.path(), "zstd", &zstd, PLACE_CSV);
 
     let map = MapServer::start(out.path()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     let (status, errors) = failures(&server, &["junk", "rootless", "zstd"]).await;
     assert!(errors[0].contains("tiles file"), "{}", errors[0]);
     assert!(
@@ -282,9 +262,7 @@ async fn metadata_or_directories_that_expand_past_their_bound_are_refused() {
     pack_files(out.path(), "leaves", &leaves, PLACE_CSV);
 
     let map = MapServer::start(out.path()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     let (status, errors) = failures(&server, &["metadata", "leaves"]).await;
     assert!(
         errors[0].contains("its metadata would take more than 1 MiB decompressed"),
@@ -329,42 +307,18 @@ async fn an_installed_archive_with_a_metadata_bomb_is_served_without_expanding_i
 /// Writes region `id` as one part whose archive holds `pkg/` and `members` (name, size,
 /// content), with its entry, sizes and checksums, in `out/manifest.json`.
 fn tar_package(out: &Path, id: &str, members: Vec<(&str, u64, Box<dyn Read>)>) {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    let mut dir = tar::Header::new_gnu();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_mode(0o755);
-    dir.set_size(0);
-    tar.append_data(&mut dir, "pkg/", std::io::empty()).unwrap();
-    for (name, size, content) in members {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(size);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut h, name, content).unwrap();
-    }
-    let bytes = tar.into_inner().unwrap().finish().unwrap();
-    let name = format!("{id}.tar.gz.00");
-    std::fs::write(out.join(&name), &bytes).unwrap();
-    let mut list: serde_json::Map<String, Value> = std::fs::read(out.join("manifest.json"))
-        .ok()
-        .map(|b| serde_json::from_slice(&b).unwrap())
-        .unwrap_or_default();
-    use sha2::Digest;
-    list.insert(
-        id.into(),
-        serde_json::json!({
-            "files": [name],
-            "bounds": [[43.7, 11.1], [43.9, 11.4]],
-            "bytes": [bytes.len()],
-            "sha256": [hex::encode(sha2::Sha256::digest(&bytes))],
-        }),
-    );
-    std::fs::write(
-        out.join("manifest.json"),
-        serde_json::to_vec(&list).unwrap(),
-    )
-    .unwrap();
+    let archive = archive(|tar| {
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o755);
+        dir.set_size(0);
+        tar.append_data(&mut dir, "pkg/", std::io::empty()).unwrap();
+        for (name, size, content) in members {
+            tar.append_data(&mut file_header(size), name, content)
+                .unwrap();
+        }
+    });
+    publish(out, id, &archive, 1, Declared::SizesAndChecksums);
 }
 
 /// A valid one-tile archive's bytes.
@@ -401,9 +355,7 @@ async fn a_gzip_bomb_is_refused_past_its_ratio_and_leaves_nothing() {
         ],
     );
     let map = MapServer::start(out.path()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     let (status, error) = download_until_failed(&server, "bomb").await;
     assert!(error.contains("more than 20 times its download"), "{error}");
     nothing_left_of(&server, &status, "bomb", "hostile").await;
@@ -473,9 +425,7 @@ async fn a_search_csv_with_a_huge_field_or_an_unclosed_quote_is_refused_in_bound
         ],
     );
     let map = MapServer::start(out.path()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     let (status, errors) = failures(&server, &["field", "quote"]).await;
     for error in errors {
         assert!(

@@ -9,19 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::common::BIN;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use crate::nginx::{free_port, shipped_config};
 
 struct Grain {
     child: Child,
@@ -34,21 +22,8 @@ impl Grain {
     /// Starts `serve --start-nginx` on `var` with the shipped config, its ports and paths
     /// replaced by the test's; waits until nginx answers.
     fn start(var: &Path) -> Grain {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let (front, backend) = (free_port(), free_port());
-        let mut config = std::fs::read_to_string(repo.join("nginx/nginx.conf"))
-            .unwrap()
-            .replace(
-                "/opt/app/build/assets/web",
-                &repo.join("build/assets/web").display().to_string(),
-            )
-            .replace("/var/", &format!("{}/", var.display()))
-            .replace("127.0.0.1:8003", &format!("127.0.0.1:{front}"))
-            .replace("127.0.0.1:3857", &format!("127.0.0.1:{backend}"));
-        if is_root() {
-            // Workers of a root master would run as nobody, who cannot read the test's files.
-            config = format!("user root;\n{config}");
-        }
+        let config = shipped_config(var, front, &format!("127.0.0.1:{backend}"));
         let conf = var.join("nginx.conf");
         std::fs::write(&conf, config).unwrap();
         let mut child = Command::new(BIN)
@@ -88,7 +63,8 @@ impl Grain {
             front,
             log,
         };
-        for _ in 0..400 {
+        // A guard, not a measure: a loaded machine may take long to start nginx.
+        for _ in 0..2400 {
             if std::net::TcpStream::connect(("127.0.0.1", front)).is_ok() {
                 return grain;
             }
@@ -102,10 +78,21 @@ impl Grain {
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
-    /// Waits for the server to exit; returns its status and the rest of its log.
+    /// Waits for the server to exit; returns its status and the rest of its log, read until
+    /// the pipe closes (the server and every nginx process gone): lines still on their way
+    /// when the server exits are not lost, however late the reader runs.
     fn wait(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().unwrap();
-        let log: Vec<String> = self.log.try_iter().collect();
+        let mut log = Vec::new();
+        loop {
+            match self.log.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => log.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("the log never closed: an nginx process outlived the grain")
+                }
+            }
+        }
         (status, log.join("\n"))
     }
 }
@@ -121,9 +108,33 @@ fn gone(pid: i32) -> bool {
     }
 }
 
+/// The state letter of process `pid` (`R`, `S`, `T`, `Z`…), if it exists.
+fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim_start().chars().next()
+}
+
+/// Kills nginx as a crash would, master and workers. The master is stopped first so that it
+/// forks no worker after its children are read (it forks them after it listens, so under
+/// load some may not exist yet when the port answers).
+fn crash_nginx(master: i32) {
+    // SAFETY: kill(2) on the nginx the server started.
+    unsafe { libc::kill(master, libc::SIGSTOP) };
+    while !matches!(state(master), Some('T' | 'Z') | None) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let workers = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+        .unwrap_or_default();
+    // SAFETY: kill(2) on the stopped master and the workers it forked.
+    unsafe { libc::kill(master, libc::SIGKILL) };
+    for worker in workers.split_whitespace().filter_map(|w| w.parse().ok()) {
+        unsafe { libc::kill(worker, libc::SIGKILL) };
+    }
+}
+
 /// Waits for `pid` to be gone; false if it is still there after a generous while.
 fn wait_gone(pid: i32) -> bool {
-    for _ in 0..1000 {
+    for _ in 0..3000 {
         if gone(pid) {
             return true;
         }
@@ -158,14 +169,7 @@ async fn nginx_dying_ends_the_grain_with_an_error() {
     let var = tempfile::tempdir().unwrap();
     let grain = Grain::start(var.path());
     // A crash: SIGKILL, so nginx's workers are orphaned; they are killed too, not left behind.
-    let pid = grain.nginx_pid;
-    let workers =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    // SAFETY: kill(2) on the nginx the server started and its workers.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    for worker in workers.split_whitespace().filter_map(|w| w.parse().ok()) {
-        unsafe { libc::kill(worker, libc::SIGKILL) };
-    }
+    crash_nginx(grain.nginx_pid);
     let (status, log) = grain.wait();
     assert!(!status.success());
     assert!(log.contains("nginx stopped on its own"), "{log}");

@@ -13,6 +13,7 @@ mod hostile;
 mod launcher;
 mod mapserver;
 mod nginx;
+mod packages;
 mod powerbox;
 mod regions;
 mod requests;

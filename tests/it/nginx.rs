@@ -27,29 +27,12 @@ fn start_nginx(work: &Path, backend: &str) -> (Nginx, String) {
     // The nginx the package ships.
     let nginx = repo.join("build/nginx/nginx");
     assert!(nginx.exists(), "no build/nginx/nginx: run scripts/setup");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let var = work.join("var");
     for dir in ["run", "lib/nginx", "log/nginx"] {
         std::fs::create_dir_all(var.join(dir)).unwrap();
     }
-    // The shipped config, with the grain's paths and ports replaced by the test's.
-    let mut config = std::fs::read_to_string(repo.join("nginx/nginx.conf"))
-        .unwrap()
-        .replace(
-            "/opt/app/build/assets/web",
-            &repo.join("build/assets/web").display().to_string(),
-        )
-        .replace("/var/", &format!("{}/", var.display()))
-        .replace("127.0.0.1:8003", &format!("127.0.0.1:{port}"))
-        .replace("127.0.0.1:3857", backend);
-    if unsafe_is_root() {
-        // Workers of a root master would run as nobody, who cannot read the test's files.
-        config = format!("user root;\n{config}");
-    }
+    let config = shipped_config(&var, port, backend);
     let conf = work.join("nginx.conf");
     std::fs::write(&conf, config).unwrap();
     let nginx = Nginx(
@@ -74,12 +57,36 @@ fn start_nginx(work: &Path, backend: &str) -> (Nginx, String) {
     panic!("nginx did not start with the shipped config");
 }
 
-fn unsafe_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
+/// A loopback port free when asked.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The shipped `nginx/nginx.conf`, with the grain's paths (`/var/` → `var`, the web client
+/// in the repository's build) and ports (8003 → `front`, 3857 → `backend`) replaced by the
+/// test's.
+pub fn shipped_config(var: &Path, front: u16, backend: &str) -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = std::fs::read_to_string(repo.join("nginx/nginx.conf"))
+        .unwrap()
+        .replace(
+            "/opt/app/build/assets/web",
+            &repo.join("build/assets/web").display().to_string(),
+        )
+        .replace("/var/", &format!("{}/", var.display()))
+        .replace("127.0.0.1:8003", &format!("127.0.0.1:{front}"))
+        .replace("127.0.0.1:3857", backend);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Workers of a root master would run as nobody, who cannot read the test's files.
+        format!("user root;\n{config}")
+    } else {
+        config
+    }
 }
 
 #[tokio::test]

@@ -334,6 +334,17 @@ async fn a_revoked_grant_fails_the_download_once_and_asks_again() {
     );
     assert_eq!(map.hits("r.tar.gz.00"), 0);
 
+    // After a restart the failure still says what to do, so the page offers the Powerbox.
+    let server = server.restart();
+    let status = server.get_json("/app/map-download-status").await;
+    let region = &status["in-progress"]["r"];
+    assert_eq!(region["downloadError"], true, "{status:#}");
+    assert_eq!(region["errorKey"], "access-withdrawn", "{status:#}");
+    assert_eq!(
+        region["error"],
+        "Access to the map-data server was withdrawn; ask again."
+    );
+
     // Asking again: a new grant, and the region downloads.
     assert_eq!(claim(&server, &bridge.powerbox_grant()).await.status(), 200);
     download(&server, "r").await;
@@ -438,4 +449,49 @@ async fn a_local_app_is_always_connected_and_has_nothing_to_claim() {
         true
     );
     assert_error(claim(&server, "x").await, 400).await;
+}
+
+/// A stand-in for the bridge's proxy that answers every request with `status` and `body`.
+async fn broken_proxy(status: u16, body: &'static str) -> (String, tokio::task::JoinHandle<()>) {
+    let app = axum::Router::new()
+        .fallback(move || async move { (axum::http::StatusCode::from_u16(status).unwrap(), body) });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, task)
+}
+
+/// A loopback port nothing listens on.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+#[tokio::test]
+async fn a_claim_the_bridge_cannot_answer_is_502_stores_nothing_and_is_logged() {
+    let out = tempfile::tempdir().unwrap();
+    let map = MapServer::start(out.path()).await;
+    let (failing, _failing) = broken_proxy(500, "ERROR: the server application threw").await;
+    let (garbage, _garbage) = broken_proxy(200, "<html>not the bridge</html>").await;
+    for (proxy, sentence, cause) in [
+        (closed_port_url(), "could not be reached", "refused"),
+        (failing, "ask for access again", "500"),
+        (garbage, "ask for access again", "not the bridge"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start_grain(dir.path(), &map, Some(&proxy));
+        let message = assert_error(claim(&server, "claim-1").await, 502).await;
+        assert!(message.contains(sentence), "{proxy}: {message}");
+        assert!(!server.data_path("data/powerbox-token.json").exists());
+        assert_eq!(server.get_json("/app/powerbox").await["connected"], false);
+        let log = server.log();
+        assert!(
+            log.contains("POST /app/powerbox-claim") && log.contains(cause),
+            "{proxy}: the cause is logged with the route:\n{log}"
+        );
+    }
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::common::{BIN, Options, TestServer, assert_error};
 use crate::fixtures::{FLORENCE, FLORENCE_Z10, mvt, write_pmtiles};
 use crate::mapserver::{Fault, MapServer};
+use crate::packages::{Declared, PackageTar, archive, file_header, publish, region_pack};
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -48,24 +49,14 @@ pub fn pack_sized(out: &Path, id: &str, names: &[&str], part_size: u64, noise: u
     }
     csv.push_str("broken row without numbers\n");
     std::fs::write(work.join("search.csv"), csv).unwrap();
-    let status = Command::new(BIN)
-        .args([
-            "region",
-            "pack",
-            "--id",
-            id,
-            "--part-size",
-            &part_size.to_string(),
-            "--out",
-        ])
-        .arg(out)
-        .arg("--tiles")
-        .arg(work.join("tiles.pmtiles"))
-        .arg("--search")
-        .arg(work.join("search.csv"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let part_size = part_size.to_string();
+    region_pack(
+        out,
+        id,
+        &work.join("tiles.pmtiles"),
+        &work.join("search.csv"),
+        &["--part-size", &part_size],
+    );
 }
 
 pub fn manifest(out: &Path) -> Value {
@@ -97,6 +88,14 @@ pub fn start_with(
             ..Default::default()
         },
     )
+}
+
+/// A server on a fresh data dir (returned with it) that has fetched `map`'s region list.
+pub async fn start_with_region_list(map: &MapServer) -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), map, &[]);
+    fetch_manifest(&server).await;
+    (dir, server)
 }
 
 pub async fn fetch_manifest(server: &TestServer) {
@@ -132,6 +131,18 @@ pub async fn download_until_failed(server: &TestServer, id: &str) -> (Value, Str
     (status, error)
 }
 
+/// Each of `parts` was fetched once: verified before the download stopped, it was not
+/// fetched again when the download resumed.
+pub fn assert_fetched_once(map: &MapServer, parts: &[&str]) {
+    for part in parts {
+        assert_eq!(
+            map.hits(part),
+            1,
+            "{part}: a verified part is not fetched again"
+        );
+    }
+}
+
 pub fn done(status: &Value, id: &str) -> bool {
     status["done"].as_array().unwrap().iter().any(|d| d == id)
 }
@@ -165,9 +176,7 @@ async fn two_regions_download_at_once_and_install_with_their_search_rows() {
             > 2
     );
     let map = MapServer::start(out.path()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (dir, server) = start_with_region_list(&map).await;
     let status = server.get_json("/app/map-download-status").await;
     assert_eq!(
         status["available-areas"]["tuscany"],
@@ -218,9 +227,7 @@ async fn server_errors_throttling_and_dropped_connections_are_retried() {
     );
     map.fail_next("r.tar.gz.01", &[Fault::Status(503), Fault::DropAfter(10)]);
     map.fail_next("manifest.json", &[Fault::Status(502)]);
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     download(&server, "r").await;
     server.wait_for_status(WAIT, |s| done(s, "r")).await;
     assert_eq!(map.hits("r.tar.gz.00"), 4);
@@ -235,9 +242,7 @@ async fn a_truncated_or_corrupt_part_is_fetched_again() {
     let map = MapServer::start(out.path()).await;
     map.fail_next("r.tar.gz.00", &[Fault::Truncate(100)]);
     map.fail_next("r.tar.gz.01", &[Fault::Corrupt]);
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     download(&server, "r").await;
     server.wait_for_status(WAIT, |s| done(s, "r")).await;
     assert_eq!(map.hits("r.tar.gz.00"), 2);
@@ -250,9 +255,7 @@ async fn a_part_that_stays_corrupt_fails_the_region_and_nothing_is_installed() {
     pack(out.path(), "r", &["Somewhere"], 4096);
     let map = MapServer::start(out.path()).await;
     map.fail_always("r.tar.gz.01", Fault::Corrupt);
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     let (status, error) = download_until_failed(&server, "r").await;
     assert!(error.contains("checksum"), "{error}");
     assert!(!done(&status, "r"));
@@ -270,9 +273,7 @@ async fn a_missing_part_fails_at_once_with_a_readable_message() {
     pack(out.path(), "r", &["Somewhere"], 4096);
     let map = MapServer::start(out.path()).await;
     map.fail_always("r.tar.gz.02", Fault::Status(404));
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     let (_, error) = download_until_failed(&server, "r").await;
     assert!(error.contains("404"), "{error}");
     assert_eq!(map.hits("r.tar.gz.02"), 1, "a 404 is not retried");
@@ -283,37 +284,11 @@ async fn a_missing_part_fails_at_once_with_a_readable_message() {
 }
 
 /// Writes a package whose archive holds `members` (built by `build`), and its manifest entry.
-fn malicious_package(
-    out: &Path,
-    id: &str,
-    build: impl FnOnce(&mut tar::Builder<flate2::write::GzEncoder<Vec<u8>>>),
-) {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    build(&mut tar);
-    let bytes = tar.into_inner().unwrap().finish().unwrap();
-    let name = format!("{id}.tar.gz.00");
-    std::fs::write(out.join(&name), &bytes).unwrap();
-    let mut m: serde_json::Map<String, Value> = std::fs::read(out.join("manifest.json"))
-        .ok()
-        .map(|b| serde_json::from_slice(&b).unwrap())
-        .unwrap_or_default();
-    m.insert(
-        id.into(),
-        json!({"files": [name], "bounds": [[43.7, 11.1], [43.9, 11.4]]}),
-    );
-    std::fs::write(out.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+fn malicious_package(out: &Path, id: &str, build: impl FnOnce(&mut PackageTar)) {
+    publish(out, id, &archive(build), 1, Declared::Nothing);
 }
 
-fn file_header(size: u64) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_size(size);
-    h.set_mode(0o644);
-    h.set_entry_type(tar::EntryType::Regular);
-    h
-}
-
-fn good_members(tar: &mut tar::Builder<flate2::write::GzEncoder<Vec<u8>>>) {
+fn good_members(tar: &mut PackageTar) {
     let csv = b"name,lat,lng\nEvil Place,43.7,11.2\n";
     tar.append_data(
         &mut file_header(csv.len() as u64),
@@ -331,12 +306,7 @@ fn good_members(tar: &mut tar::Builder<flate2::write::GzEncoder<Vec<u8>>>) {
 }
 
 /// Appends a member with a raw name, bypassing the tar crate's own path checks.
-fn raw_member(
-    tar: &mut tar::Builder<flate2::write::GzEncoder<Vec<u8>>>,
-    name: &str,
-    kind: tar::EntryType,
-    link: Option<&str>,
-) {
+fn raw_member(tar: &mut PackageTar, name: &str, kind: tar::EntryType, link: Option<&str>) {
     let mut h = tar::Header::new_old();
     {
         let raw = h.as_old_mut();
@@ -435,9 +405,6 @@ async fn malicious_archives_are_refused_and_write_nothing_outside() {
 #[tokio::test]
 async fn parts_are_unpacked_as_they_arrive_so_a_bad_archive_fails_before_the_last_part() {
     // A refused first member, then enough incompressible bytes for several parts.
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    raw_member(&mut tar, "pkg/dev", tar::EntryType::Char, None);
     let mut seed = 3u64;
     let noise: Vec<u8> = (0..200_000)
         .map(|_| {
@@ -445,35 +412,22 @@ async fn parts_are_unpacked_as_they_arrive_so_a_bad_archive_fails_before_the_las
             (seed >> 56) as u8
         })
         .collect();
-    tar.append_data(
-        &mut file_header(noise.len() as u64),
-        "pkg/tiles.pmtiles",
-        &noise[..],
-    )
-    .unwrap();
-    let bytes = tar.into_inner().unwrap().finish().unwrap();
+    let bytes = archive(|tar| {
+        raw_member(tar, "pkg/dev", tar::EntryType::Char, None);
+        tar.append_data(
+            &mut file_header(noise.len() as u64),
+            "pkg/tiles.pmtiles",
+            &noise[..],
+        )
+        .unwrap();
+    });
     let out = tempfile::tempdir().unwrap();
-    let files: Vec<String> = bytes
-        .chunks(bytes.len() / 4 + 1)
-        .enumerate()
-        .map(|(i, chunk)| {
-            let name = format!("r.tar.gz.{i:02}");
-            std::fs::write(out.path().join(&name), chunk).unwrap();
-            name
-        })
-        .collect();
+    let files = publish(out.path(), "r", &bytes, 4, Declared::Nothing);
+    assert_eq!(files.len(), 4);
     let last = files.last().unwrap().clone();
-    std::fs::write(
-        out.path().join("manifest.json"),
-        serde_json::to_vec(&json!({"r": {"files": files, "bounds": [[43.7, 11.1], [43.9, 11.4]]}}))
-            .unwrap(),
-    )
-    .unwrap();
     let map = MapServer::start(out.path()).await;
     map.fail_always(&last, Fault::Hold);
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (dir, server) = start_with_region_list(&map).await;
     // The last part is never sent; the install refuses the archive from its first part.
     let (status, error) = download_until_failed(&server, "r").await;
     assert!(error.contains("unexpected member"), "{error}");
@@ -495,9 +449,7 @@ async fn a_download_killed_mid_way_resumes_from_its_verified_parts() {
     for i in 2..parts {
         map.fail_next(&format!("r.tar.gz.{i:02}"), &[Fault::Hold]);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     download(&server, "r").await;
     let status = server
         .wait_for_status(WAIT, |s| s["in-progress"]["r"]["downloadDone"] == 2)
@@ -510,16 +462,7 @@ async fn a_download_killed_mid_way_resumes_from_its_verified_parts() {
     map.release();
     let server = start(&dir, &map, &[]);
     server.wait_for_status(WAIT, |s| done(s, "r")).await;
-    assert_eq!(
-        map.hits("r.tar.gz.00"),
-        1,
-        "a verified part is not fetched again"
-    );
-    assert_eq!(
-        map.hits("r.tar.gz.01"),
-        1,
-        "a verified part is not fetched again"
-    );
+    assert_fetched_once(&map, &["r.tar.gz.00", "r.tar.gz.01"]);
     assert_eq!(
         map.hits("manifest.json"),
         1,
@@ -537,9 +480,7 @@ async fn a_queued_region_can_be_deleted_before_it_downloads() {
     let map = MapServer::start(out.path()).await;
     map.fail_next("a.tar.gz.00", &[Fault::Hold]);
     map.fail_next("b.tar.gz.00", &[Fault::Hold]);
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     for id in ["a", "b", "c"] {
         download(&server, id).await;
     }
@@ -573,9 +514,7 @@ async fn a_region_deleted_mid_download_stops_and_leaves_nothing_behind() {
     assert!(parts >= 4);
     let map = MapServer::start(out.path()).await;
     map.fail_next("r.tar.gz.02", &[Fault::Hold]);
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (dir, server) = start_with_region_list(&map).await;
     download(&server, "r").await;
     server
         .wait_for_status(WAIT, |s| {
@@ -608,9 +547,7 @@ async fn delete_all_removes_every_region_tiles_first() {
     pack(out.path(), "a", &["Alpha"], 100_000);
     pack(out.path(), "b", &["Beta"], 100_000);
     let map = MapServer::start(out.path()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (dir, server) = start_with_region_list(&map).await;
     download(&server, "a").await;
     download(&server, "b").await;
     server

@@ -603,3 +603,37 @@ fn symbols_are_dropped_whitespace_separates_and_joined_words_and_typos_are_forgi
 fn urlencode(q: &str) -> String {
     percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
+
+/// The characters the search box's rules name, sent the way a browser sends them: whitespace
+/// of every kind splits words, symbols (emoji, enclosed letters, currency, quotes of other
+/// scripts) are dropped. The unit table in `src/search/normalize.rs` covers every code point.
+#[tokio::test]
+async fn over_http_symbols_are_dropped_and_every_whitespace_splits_words() {
+    let dir = tempfile::tempdir().unwrap();
+    write_legacy_search_db(
+        &dir.path().join("search.db"),
+        &[("Kauppatori", "helsinki", "60.1675", "24.9525")],
+    );
+    let tiles = dir.path().join("helsinki.src.pmtiles");
+    crate::fixtures::write_one_tile_pmtiles(&tiles, "roads");
+    crate::fixtures::install_region(dir.path(), "helsinki", &tiles);
+    let server = TestServer::start(dir.path());
+    for q in [
+        "kauppatori",
+        "kauppatori 🦄",
+        "🇫🇮 kauppatori 👨‍👩‍👧",
+        "kauppatori 🅰🅱",
+        "Ⓚⓐ kauppatori",
+        "«kauppatori»",
+        "kauppatori €©™→",
+        "kauppa\ttori",
+        "kauppa\u{2003}tori",
+        "kauppa\u{3000}tori",
+        "kauppa\u{a0}tori",
+        "kauppa\u{2028}tori",
+    ] {
+        let path = format!("/app/search?q={}&lat=60.17&lng=24.95", urlencode(q));
+        let found: Value = server.get_json(&path).await;
+        assert_eq!(found[0]["title"], "Kauppatori", "{q:?} found {found}");
+    }
+}

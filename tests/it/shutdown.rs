@@ -4,7 +4,9 @@ use serde_json::json;
 
 use crate::common::TestServer;
 use crate::mapserver::{Fault, MapServer};
-use crate::regions::{WAIT, done, download, fetch_manifest, manifest, pack_sized, start};
+use crate::regions::{
+    WAIT, assert_fetched_once, done, download, manifest, pack_sized, start, start_with_region_list,
+};
 
 #[tokio::test]
 async fn sigterm_during_a_download_exits_and_the_download_resumes_at_the_next_start() {
@@ -18,9 +20,7 @@ async fn sigterm_during_a_download_exits_and_the_download_resumes_at_the_next_st
     for i in 3..parts {
         map.fail_next(&format!("r.tar.gz.{i:02}"), &[Fault::Hold]);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     download(&server, "r").await;
     server
         .wait_for_status(WAIT, |s| s["in-progress"]["r"]["downloadDone"] == 2)
@@ -34,16 +34,7 @@ async fn sigterm_during_a_download_exits_and_the_download_resumes_at_the_next_st
     let server = start(&data, &map, &[]);
     let status = server.wait_for_status(WAIT, |s| done(s, "r")).await;
     assert_eq!(status["in-progress"], json!({}));
-    assert_eq!(
-        map.hits("r.tar.gz.00"),
-        1,
-        "a verified part is not fetched again"
-    );
-    assert_eq!(
-        map.hits("r.tar.gz.01"),
-        1,
-        "a verified part is not fetched again"
-    );
+    assert_fetched_once(&map, &["r.tar.gz.00", "r.tar.gz.01"]);
     assert_eq!(
         crate::regions::titles(&server, "somewhere").await,
         vec!["Somewhere"]
@@ -95,9 +86,7 @@ async fn a_restart_removes_every_trace_of_an_install_cut_off_before_its_marker()
     let out = tempfile::tempdir().unwrap();
     pack_sized(out.path(), "r", &["Somewhere"], 100_000, 1000);
     let map = MapServer::start(out.path()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     download(&server, "r").await;
     server.wait_for_status(WAIT, |s| done(s, "r")).await;
     let data = server.stop();

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use crate::mapserver::{Fault, MapServer};
 use crate::regions::{
-    WAIT, done, download, failed, fetch_manifest, manifest, pack_sized, start, titles,
+    WAIT, done, download, failed, fetch_manifest, manifest, pack_sized, start,
+    start_with_region_list, titles,
 };
 
 /// Long enough that the rate floor never ends a stall during a test.
@@ -210,9 +211,7 @@ async fn progress_never_passes_its_totals_after_retries() {
         map.fail_next(&format!("r.tar.gz.{i:02}"), &[fault]);
     }
     map.fail_next(&format!("r.tar.gz.{:02}", parts - 1), &[Fault::Hold]);
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &map, &[]);
-    fetch_manifest(&server).await;
+    let (_dir, server) = start_with_region_list(&map).await;
     download(&server, "r").await;
     let (mut last_bytes, mut last_parts) = (0, 0);
     loop {

@@ -128,20 +128,7 @@ fn run(command: Command) -> Result<()> {
             println!("wrote {}", out.display());
             println!("app id: {}", key.app_id());
             println!("package id: {}", spk::app_id::package_id(&packed.spk));
-            println!(
-                "files: {} ({} regular, {} executable, {} symlinks) in {} directories",
-                c.files(),
-                c.regular,
-                c.executable,
-                c.symlinks,
-                c.directories
-            );
-            println!(
-                "size: {} bytes (archive {} bytes uncompressed, file contents {} bytes)",
-                packed.spk.len(),
-                packed.archive_bytes,
-                c.content_bytes
-            );
+            print_contents(c, packed.spk.len() as u64, packed.archive_bytes);
             if c.duplicates.is_empty() {
                 println!("duplicates: none");
             }
@@ -183,14 +170,8 @@ fn run(command: Command) -> Result<()> {
     }
 }
 
-fn print_verified(v: &verify::Verified) {
-    let c = &v.contents;
-    println!("app id: {}", v.app_id);
-    println!("package id: {}", v.package_id);
-    println!(
-        "title: {} {} (version {})",
-        v.title, v.marketing_version, v.version
-    );
+/// The files a package holds and its sizes, as `pack`, `verify` and `unpack` report them.
+fn print_contents(c: &pack::Contents, spk_bytes: u64, archive_bytes: u64) {
     println!(
         "files: {} ({} regular, {} executable, {} symlinks) in {} directories",
         c.files(),
@@ -200,9 +181,20 @@ fn print_verified(v: &verify::Verified) {
         c.directories
     );
     println!(
-        "size: {} bytes (archive {} bytes uncompressed, file contents {} bytes)",
-        v.spk_bytes, v.archive_bytes, c.content_bytes
+        "size: {spk_bytes} bytes (archive {archive_bytes} bytes uncompressed, file contents {} bytes)",
+        c.content_bytes
     );
+}
+
+fn print_verified(v: &verify::Verified) {
+    let c = &v.contents;
+    println!("app id: {}", v.app_id);
+    println!("package id: {}", v.package_id);
+    println!(
+        "title: {} {} (version {})",
+        v.title, v.marketing_version, v.version
+    );
+    print_contents(c, v.spk_bytes, v.archive_bytes);
     println!(
         "bridge: {}",
         match (v.needs_bridge, v.has_bridge) {

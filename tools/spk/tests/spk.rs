@@ -509,12 +509,20 @@ fn every_tampered_byte_after_the_magic_is_refused() {
     let mut bad = good.clone();
     let middle = good.len() / 2;
     bad[middle] ^= 0xff;
-    let tampered = f.dir.join("tampered.spk");
-    std::fs::write(&tampered, &bad).unwrap();
-    let out = run(&["verify", path(&tampered)]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).starts_with("spk: "), "{}", stderr(&out));
-    assert!(stderr(&out).contains("tampered.spk"), "{}", stderr(&out));
+    let said = verify_refuses(f, "tampered.spk", &bad, "tampered.spk");
+    assert!(said.starts_with("spk: "), "{said}");
+}
+
+/// Writes `bytes` as `name` beside the fixture and runs `spk verify` on it, which must fail
+/// saying `expected`; returns what it said.
+fn verify_refuses(f: &Fixture, name: &str, bytes: &[u8], expected: &str) -> String {
+    let file = f.dir.join(name);
+    std::fs::write(&file, bytes).unwrap();
+    let out = run(&["verify", path(&file)]);
+    assert!(!out.status.success(), "{name} was accepted");
+    let said = stderr(&out);
+    assert!(said.contains(expected), "{said}");
+    said
 }
 
 #[test]
@@ -522,14 +530,11 @@ fn a_file_that_is_not_an_spk_is_refused_by_its_magic_number() {
     let f = fixture();
     let mut bytes = std::fs::read(&f.spk).unwrap();
     bytes[0] = b'P';
-    let wrong = f.dir.join("wrong-magic.spk");
-    std::fs::write(&wrong, &bytes).unwrap();
-    let out = run(&["verify", path(&wrong)]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("does not start with the spk magic number"),
-        "{}",
-        stderr(&out)
+    verify_refuses(
+        f,
+        "wrong-magic.spk",
+        &bytes,
+        "does not start with the spk magic number",
     );
 }
 
@@ -547,14 +552,11 @@ fn a_truncated_package_is_refused() {
         };
         assert!(message.contains(expected), "cut at {keep}: `{message}`");
     }
-    let truncated = f.dir.join("truncated.spk");
-    std::fs::write(&truncated, &bytes[..bytes.len() - 1]).unwrap();
-    let out = run(&["verify", path(&truncated)]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("damaged or cut short"),
-        "{}",
-        stderr(&out)
+    verify_refuses(
+        f,
+        "truncated.spk",
+        &bytes[..bytes.len() - 1],
+        "damaged or cut short",
     );
 }
 
@@ -564,57 +566,45 @@ fn packages_over_sandstorms_limits_are_refused() {
     let bytes = std::fs::read(&f.spk).unwrap();
     let verified = spk::verify::verify(&bytes, Limits::SANDSTORM).unwrap();
 
-    let small_archive = Limits {
-        archive_bytes: verified.archive_bytes - 1,
-        ..Limits::SANDSTORM
-    };
-    let message = spk::verify::verify(&bytes, small_archive)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        message.contains(&format!(
-            "is {} bytes; Sandstorm accepts at most {} bytes",
-            verified.archive_bytes,
-            verified.archive_bytes - 1
-        )),
-        "{message}"
-    );
-    // Decompression stops soon after the limit instead of unpacking everything.
-    let tiny_archive = Limits {
-        archive_bytes: 0,
-        ..Limits::SANDSTORM
-    };
-    let message = spk::verify::verify(&bytes, tiny_archive)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        message.contains("Sandstorm accepts at most 0 bytes"),
-        "{message}"
-    );
-
-    let small_files = Limits {
-        file_bytes: 100,
-        ..Limits::SANDSTORM
-    };
-    let message = spk::verify::verify(&bytes, small_files)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        message.contains("Sandstorm packages hold files of at most 100 bytes"),
-        "{message}"
-    );
-
-    let small_manifest = Limits {
-        manifest_words: 8,
-        ..Limits::SANDSTORM
-    };
-    let message = spk::verify::verify(&bytes, small_manifest)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        message.contains("sandstorm-manifest is malformed"),
-        "{message}"
-    );
+    let refusals = [
+        (
+            Limits {
+                archive_bytes: verified.archive_bytes - 1,
+                ..Limits::SANDSTORM
+            },
+            format!(
+                "is {} bytes; Sandstorm accepts at most {} bytes",
+                verified.archive_bytes,
+                verified.archive_bytes - 1
+            ),
+        ),
+        // Decompression stops soon after the limit instead of unpacking everything.
+        (
+            Limits {
+                archive_bytes: 0,
+                ..Limits::SANDSTORM
+            },
+            "Sandstorm accepts at most 0 bytes".to_string(),
+        ),
+        (
+            Limits {
+                file_bytes: 100,
+                ..Limits::SANDSTORM
+            },
+            "Sandstorm packages hold files of at most 100 bytes".to_string(),
+        ),
+        (
+            Limits {
+                manifest_words: 8,
+                ..Limits::SANDSTORM
+            },
+            "sandstorm-manifest is malformed".to_string(),
+        ),
+    ];
+    for (limits, expected) in refusals {
+        let message = spk::verify::verify(&bytes, limits).unwrap_err().to_string();
+        assert!(message.contains(&expected), "{message}");
+    }
 
     // A 512 MiB file (sparse: nothing is written) is refused before anything is read.
     let huge = f.dir.join("huge");
