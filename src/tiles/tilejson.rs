@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::Installed;
+use crate::tile_id::BASE_MAP;
 
 pub fn describe(installed: &Installed) -> Value {
     let mut min_zoom = u8::MAX;
@@ -11,7 +12,13 @@ pub fn describe(installed: &Installed) -> Value {
     let mut bounds = [180.0f64, 85.051129, -180.0, -85.051129];
     let mut attributions: Vec<String> = Vec::new();
     let mut layers: Vec<Value> = Vec::new();
-    for archive in installed.values() {
+    // Each downloaded region's own bounds (west, south, east, north), so a client can tell
+    // where a region's labels take over from the base map's.
+    let mut region_bounds = serde_json::Map::new();
+    for (id, archive) in installed.iter() {
+        if id != BASE_MAP {
+            region_bounds.insert(id.to_string(), json!(archive.bounds));
+        }
         min_zoom = min_zoom.min(archive.min_zoom);
         max_zoom = max_zoom.max(archive.max_zoom);
         bounds[0] = bounds[0].min(archive.bounds[0]);
@@ -51,5 +58,6 @@ pub fn describe(installed: &Installed) -> Value {
         "attribution": attributions.join(" "),
         "vector_layers": layers,
         "regions": installed.keys().collect::<Vec<_>>(),
+        "region_bounds": region_bounds,
     })
 }

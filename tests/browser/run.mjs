@@ -1,23 +1,26 @@
 // Browser tests: the web client in Debian's Chromium (driven by playwright-core) against the
 // real `desert-atlas serve`, started here on free ports with fresh data dirs, and a map-data
 // server on loopback publishing regions made in code (fixtures.mjs).
+// - Every page comes through a front (bridge.mjs) that sends Sandstorm's content security
+//   policy with every answer; a refused script, style, worker or request fails the test.
 // - Local mode (every permission) at 1280×800 and 390×844.
-// - Grain mode (SANDSTORM=1) for the bookmarker and viewer roles, with the bridge's
-//   X-Sandstorm-* headers added by Playwright; grain mode does not serve the page, so a small
-//   static server here serves build/assets/web and passes /app and /tiles to the grain server
-//   (as nginx does in a grain).
-// - The Powerbox flow in a stand-in for the Sandstorm shell (harness/), the page in its iframe.
+// - Grain mode (SANDSTORM=1), as in Sandstorm: the front serves build/assets/web (nginx's job
+//   in a grain), passes /app and /tiles to the grain server and adds the bridge's X-Sandstorm-*
+//   headers of one role; the grain's HTTP_PROXY is a fake sandstorm-http-bridge proxy
+//   (bridge.mjs) that redeems Powerbox claims and passes granted requests to the map-data
+//   server. The owner's page runs in an iframe of a stand-in for the Sandstorm shell
+//   (harness/) that answers the page's Powerbox requests.
 // Every page must log no console error and contact no other origin. Screenshots go to
 // docs/screenshots/. Prints "N passed, N failed" and exits non-zero on any failure.
 
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { PNG } from "pngjs";
+import { startBridgeProxy, startFront } from "./bridge.mjs";
 import { makeRegion, startMapDataServer } from "./fixtures.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -41,12 +44,13 @@ const REGIONS = {
   "rome-c": { town: "Brokenburg", lat: 41.7, lng: 12.3, bounds: [[41.6, 12.2], [41.8, 12.4]] },
 };
 
-function startServer({ grain = false, mapData, dataDir = fs.mkdtempSync(path.join(scratch, "data-")) }) {
+function startServer({ grain = false, mapData, env = {}, dataDir = fs.mkdtempSync(path.join(scratch, "data-")) }) {
   const args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--assets", path.join(root, "build/assets")];
   if (!grain) args.push("--local");
   if (mapData) args.push("--map-data-url", mapData);
   const child = spawn(binary, args, {
-    env: { ...process.env, SANDSTORM: grain ? "1" : "", DESERT_ATLAS_LOG: "warn,desert_atlas=info" },
+    // Retries of a failed part start 50 ms apart (not seconds): the corrupt region fails at once.
+    env: { ...process.env, SANDSTORM: grain ? "1" : "", DESERT_ATLAS_LOG: "warn,desert_atlas=info", DESERT_ATLAS_RETRY_BASE_MS: "50", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
   children.push(child);
@@ -63,42 +67,6 @@ function startServer({ grain = false, mapData, dataDir = fs.mkdtempSync(path.joi
     });
     child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
   });
-}
-
-const TYPES = { html: "text/html", js: "application/javascript", css: "text/css", svg: "image/svg+xml", ico: "image/x-icon", pbf: "application/x-protobuf", txt: "text/plain" };
-
-/** Serves `dir` (with the .gz siblings, as nginx's gzip_static) and passes API paths to `backend`. */
-function startFrontServer(dir, backend) {
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url, "http://x");
-    if (backend && /^\/(app|app-go|tiles)\//.test(url.pathname)) {
-      const target = new URL(req.url, backend);
-      // The page's own Host goes through, as nginx and Sandstorm's bridge pass it: the
-      // server refuses a post whose Origin names another host.
-      const upstream = http.request(target, { method: req.method, headers: req.headers }, (answer) => {
-        res.writeHead(answer.statusCode, answer.headers);
-        answer.pipe(res);
-      });
-      upstream.on("error", () => res.writeHead(502).end());
-      req.pipe(upstream);
-      return;
-    }
-    let file = path.join(dir, decodeURIComponent(url.pathname));
-    if (!file.startsWith(dir)) return res.writeHead(403).end();
-    if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, "index.html");
-    if (!fs.existsSync(file)) return res.writeHead(404).end();
-    const headers = { "Content-Type": TYPES[path.extname(file).slice(1)] || "application/octet-stream" };
-    if (/gzip/.test(req.headers["accept-encoding"] || "") && fs.existsSync(`${file}.gz`)) {
-      headers["Content-Encoding"] = "gzip";
-      file = `${file}.gz`;
-    }
-    res.writeHead(200, headers);
-    fs.createReadStream(file).pipe(res);
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
-    closers.push(() => new Promise((r) => { server.closeAllConnections(); server.close(r); }));
-    resolve(`http://127.0.0.1:${server.address().port}`);
-  }));
 }
 
 const results = [];
@@ -131,23 +99,31 @@ const browser = await chromium.launch({
 });
 
 /**
- * A fresh browser context and page whose console errors, page errors and requests to other
- * origins than `allowed` are collected; `assertClean()` fails on any of them.
+ * A fresh browser context and page whose console errors, page errors, content security
+ * policy violations and requests to other origins than `allowed` are collected;
+ * `assertClean()` fails on any of them.
  */
-async function open(size, { headers, allowed, touch = false } = {}) {
+async function open(size, { allowed, touch = false } = {}) {
   const context = await browser.newContext({
     viewport: size,
-    extraHTTPHeaders: headers,
     hasTouch: touch,
     isMobile: touch,
     deviceScaleFactor: 1,
     acceptDownloads: true,
   });
+  const problems = [];
+  // Every frame reports what the policy refused (Chromium also logs it as a console error; the
+  // event names the directive and the place).
+  await context.exposeBinding("reportPolicyViolation", (_source, text) => problems.push(`content security policy: ${text}`));
+  await context.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      window.reportPolicyViolation(`${e.effectiveDirective} refused ${e.blockedURI || "an inline part"} (${e.sourceFile || location.href}:${e.lineNumber})`);
+    });
+  });
   const page = await context.newPage();
   // Generous: the machines that run this are shared and WebGL is drawn in software.
   page.setDefaultTimeout(90000);
   lastPage = page;
-  const problems = [];
   const glyphs = [];
   // Chromium logs every 4xx answer to fetch() as a console error: a test that provokes one on
   // purpose names its status in `expected`.
@@ -166,14 +142,13 @@ async function open(size, { headers, allowed, touch = false } = {}) {
     if (/\/fonts-[0-9a-f]{10}\/[^/]+\/\d+-\d+\.pbf$/.test(new URL(response.url()).pathname)) glyphs.push([response.url(), response.status()]);
   });
   return {
-    page, context, glyphs, expected,
+    page, context, glyphs, expected, problems,
     assertClean() {
       assert(problems.length === 0, problems.join("\n"));
     },
     close: () => context.close(),
   };
 }
-
 
 /** Waits until the map has drawn everything it asked for. */
 async function idle(frame) {
@@ -255,13 +230,15 @@ fs.writeFileSync(brokenPart, Buffer.alloc(fs.statSync(brokenPart).size, 7));
 const mapData = await startMapDataServer(published, { rate: 6000 });
 closers.push(() => mapData.close());
 const local = await startServer({ mapData: mapData.url });
-const localAllowed = [local.base];
+// Local mode serves the page itself: the front passes everything to it.
+const localFront = await startFront({ backend: local.base, closers });
+const localAllowed = [localFront];
 
 try {
   await check("desktop: the first view draws the world with labels from the shipped glyphs", async () => {
     const t = await open(DESKTOP, { allowed: localAllowed });
     const { page } = t;
-    await page.goto(`${local.base}/#3/45/10`);
+    await page.goto(`${localFront}/#3/45/10`);
     // The base map installs in the background at first start.
     await page.waitForFunction(async () => (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map"), null, { timeout: 90000, polling: 200 });
     await page.reload();
@@ -280,7 +257,7 @@ try {
   await check("desktop: the tutorial for a downloader steps through the real controls and can be opened again", async () => {
     const t = await open(DESKTOP, { allowed: localAllowed });
     const { page } = t;
-    await page.goto(`${local.base}/#3/45/10`);
+    await page.goto(`${localFront}/#3/45/10`);
     await ready(page);
     await page.waitForSelector("#tutorial:not([hidden])");
     const seen = [];
@@ -307,7 +284,7 @@ try {
     const { page } = t;
     const searches = [];
     page.on("request", (r) => { if (r.url().includes("/app/search")) searches.push(new URL(r.url())); });
-    await page.goto(`${local.base}/#4/45/10`);
+    await page.goto(`${localFront}/#4/45/10`);
     await ready(page);
     await page.click("#search");
     await page.keyboard.type("pari", { delay: 30 });
@@ -346,7 +323,7 @@ try {
   await check("desktop: right-click adds a bookmark; rename, a 409 explained, delete after asking; the first view fits the bookmarks", async () => {
     const t = await open(DESKTOP, { allowed: localAllowed });
     const { page } = t;
-    await page.goto(`${local.base}/#6/41.9/12.5`);
+    await page.goto(`${localFront}/#6/41.9/12.5`);
     await ready(page);
     await page.mouse.click(800, 400, { button: "right" });
     await page.fill(".add-popup .new-name", "Picnic & <friends>");
@@ -375,7 +352,7 @@ try {
     assert(await page.textContent(`${popup} h3`) === "Dinner", "the current version is not shown");
     // The first view of a new visit fits the bookmarks.
     await page.evaluate(async () => fetch("/app/bookmark", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "Second", latlng: { lat: 41.95, lng: 12.6 } }) }));
-    await page.goto(`${local.base}/`);
+    await page.goto(`${localFront}/`);
     await ready(page);
     const view = await page.evaluate(async () => {
       const map = window.desertAtlasMap;
@@ -399,7 +376,7 @@ try {
   await check("desktop: the KMZ export downloads a zip", async () => {
     const t = await open(DESKTOP, { allowed: localAllowed });
     const { page } = t;
-    await page.goto(`${local.base}/#3/45/10`);
+    await page.goto(`${localFront}/#3/45/10`);
     await ready(page);
     const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export")]);
     assert(download.suggestedFilename() === "export.kmz", download.suggestedFilename());
@@ -407,13 +384,19 @@ try {
     const bytes = fs.readFileSync(file);
     assert(bytes[0] === 0x50 && bytes[1] === 0x4b, "not a zip");
     t.assertClean();
+    // The policy is in force and its guard works: an inline handler is refused and reported.
+    await page.evaluate(() => document.body.insertAdjacentHTML("beforeend", '<img id="csp-probe" src="/nothing-here" onerror="document.title = 1">'));
+    const refused = () => t.problems.filter((p) => /content security policy: script-src-attr refused/.test(p));
+    for (let i = 0; i < 100 && refused().length === 0; i++) await page.evaluate(() => new Promise((r) => setTimeout(r, 50)));
+    assert(refused().length > 0, `an inline handler ran or was not reported: ${t.problems.join("; ")}`);
+    assert(await page.title() !== "1", "the inline handler ran");
     await t.close();
   });
 
   await check("desktop: download a region: readable name, progress in bytes, drawn without a reload; cancel, a failure with retry, delete one then all", async () => {
     const t = await open(DESKTOP, { allowed: localAllowed });
     const { page } = t;
-    await page.goto(`${local.base}/#8/41.8/12.5`);
+    await page.goto(`${localFront}/#8/41.8/12.5`);
     await ready(page);
     await page.click("#tab-regions");
     const romeA = '#in-view li[data-id="rome-a"]';
@@ -450,6 +433,11 @@ try {
     await idle(page);
     const streets = await page.evaluate(() => window.desertAtlasMap.queryRenderedFeatures().filter((f) => f.source === "regions" && f.sourceLayer === "roads").length);
     assert(streets > 0, "the region's streets are not drawn");
+    // Inside the region its own labels speak; the base map's city name does not come twice.
+    const labels = await page.evaluate(() => window.desertAtlasMap.queryRenderedFeatures()
+      .filter((f) => f.layer.type === "symbol").map((f) => `${f.layer.id}: ${f.properties.name}`));
+    assert(labels.includes("place-labels-hi: Testville"), `the region's town is not named: ${labels.join(", ")}`);
+    assert(!labels.some((l) => l.startsWith("base-city-labels:")), `base-map names inside the region: ${labels.join(", ")}`);
     await assertMapWithText(page, [420, 20, 1200, 760], "region");
     await page.screenshot({ path: path.join(shots, "desktop-region.png") });
     await page.evaluate(() => window.desertAtlasMap.jumpTo({ center: [12.5, 41.75], zoom: 8 }));
@@ -496,10 +484,14 @@ try {
   await check("phone: full-screen map under a bottom sheet, 44 px targets, search and pick", async () => {
     const t = await open(PHONE, { allowed: localAllowed, touch: true });
     const { page } = t;
-    await page.goto(`${local.base}/#12/41.9/12.5`);
+    await page.goto(`${localFront}/#12/41.9/12.5`);
     await ready(page);
     const sheet = await page.$eval("#sheet", (e) => e.getBoundingClientRect().top);
     assert(sheet >= PHONE.height * 0.8, `the sheet covers the map from y=${sheet}`);
+    // Zoomed in where no region is downloaded, the city's name still says where the map is.
+    const names = await page.evaluate(() => window.desertAtlasMap.queryRenderedFeatures({ layers: ["base-city-labels"] }).map((f) => f.properties.name));
+    assert(names.includes("Rome"), `no Rome label at zoom 12 without a region: ${JSON.stringify(names)}`);
+    await assertMapWithText(page, [0, 0, PHONE.width, Math.round(sheet)], "phone at zoom 12 without a region");
     await page.screenshot({ path: path.join(shots, "phone-map.png") });
     await page.tap("#search");
     await page.waitForFunction(() => document.querySelector("#sheet").dataset.state === "half");
@@ -511,6 +503,7 @@ try {
     assert(small.length === 0, `targets under 44 px: ${small.join(", ")}`);
     await page.keyboard.type("rome");
     await page.waitForSelector("#results li.result");
+    await idle(page);
     await page.screenshot({ path: path.join(shots, "phone-search.png") });
     await page.tap("#results li.result >> nth=0");
     await page.waitForFunction(() => document.querySelector("#sheet").dataset.state === "peek");
@@ -523,8 +516,11 @@ try {
   await check("phone: a long-press adds a bookmark, and its marker is tappable", async () => {
     const t = await open(PHONE, { allowed: localAllowed, touch: true });
     const { page } = t;
-    await page.goto(`${local.base}/#13/41.9/12.5`);
+    await page.goto(`${localFront}/#13/41.9/12.5`);
     await ready(page);
+    // The region list is fetched, so a region's box lies under the new marker.
+    await page.evaluate(() => fetch("/app/download-manifest", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" }));
+    await page.waitForFunction(() => window.desertAtlasMap.queryRenderedFeatures({ layers: ["areas-fill"] }).length > 0, null, { polling: 500 });
     const cdp = await page.context().newCDPSession(page);
     const at = { x: 200, y: 300, radiusX: 5, radiusY: 5, force: 1, id: 1 };
     await cdp.send("Input.dispatchTouchEvent", { type: "touchStart", touchPoints: [at] });
@@ -538,26 +534,76 @@ try {
     assert(marker.width >= 44 && marker.height >= 44, `marker ${marker.width}x${marker.height}`);
     await page.tap('.bookmark-marker[aria-label="Bookmark Long press"]');
     await page.waitForSelector(".maplibregl-popup .bookmark-popup");
+    // The marker sits on a region's box: the tap opens the bookmark, not the region too.
+    const under = await page.evaluate(() => {
+      const map = window.desertAtlasMap;
+      const box = document.querySelector('.bookmark-marker[aria-label="Bookmark Long press"]').getBoundingClientRect();
+      const canvas = map.getCanvas().getBoundingClientRect();
+      return map.queryRenderedFeatures([box.x + box.width / 2 - canvas.x, box.y + box.height / 2 - canvas.y], { layers: ["areas-fill"] }).length;
+    });
+    assert(under > 0, "no region box under the marker");
+    assert(await page.$$eval(".maplibregl-popup .region-popup", (e) => e.length) === 0, "the tap on a marker also opened a region's popup");
     await page.screenshot({ path: path.join(shots, "phone-bookmark.png") });
     t.assertClean();
     await t.close();
   });
 
   // -------------------------------------------------------------------------------------------
-  // Grain mode: the bookmarker and the viewer, through a front server as nginx would be.
-  const grain = await startServer({ grain: true, mapData: mapData.url });
-  const front = await startFrontServer(webDir, grain.base);
-  const roleHeaders = (permissions, user) => ({
-    "X-Sandstorm-Permissions": permissions,
-    "X-Sandstorm-Username": encodeURIComponent(`Test ${user}`),
-    "X-Sandstorm-Session-Id": `session-${user}`,
-    "X-Sandstorm-Tab-Id": `tab-${user}`,
-    ...(user === "anonymous" ? {} : { "X-Sandstorm-User-Id": user.padEnd(32, "0").slice(0, 32) }),
+  // Grain mode, as in Sandstorm. The grain reaches the map-data server only through the
+  // bridge's proxy, by a name that is not loopback (loopback is reached directly, as the
+  // bridge's no_proxy says); the proxy passes granted requests to where it really listens.
+  const grainMapData = await startMapDataServer(published);
+  closers.push(() => grainMapData.close());
+  const mapDataName = `http://map-data.test:${new URL(grainMapData.url).port}`;
+  const bridge = await startBridgeProxy({ canonicalUrl: mapDataName, target: grainMapData.url, closers });
+  const grain = await startServer({
+    grain: true,
+    mapData: `${mapDataName}/data/`,
+    env: { HTTP_PROXY: bridge.url, http_proxy: bridge.url, no_proxy: "localhost,127.0.0.1" },
+  });
+  /** The grain as `user` in `role` sees it: the page's files and the API behind the bridge. */
+  const frontFor = (role, user) => startFront({ dir: webDir, backend: grain.base, role, user, closers });
+  // Sandstorm's shell is not the app: its own policy is not the one under test.
+  const shell = await startFront({ dir: path.join(here, "harness"), csp: false, closers });
+  /** The shell stand-in with the grain's page in its iframe, at `view` (`#z/lat/lng`). */
+  async function inShell(t, front, view) {
+    await t.page.goto(`${shell}/index.html?app=${encodeURIComponent(`${front}/${view}`)}`);
+    const frame = await (await t.page.waitForSelector("#grain")).contentFrame();
+    await ready(frame);
+    return frame;
+  }
+
+  await check("phone: a grain's first start for its owner: the world under the sheet, the tutorial, and regions ask for access", async () => {
+    const front = await frontFor("owner", "owner-phone");
+    const t = await open(PHONE, { allowed: [front, shell], touch: true });
+    const { page } = t;
+    await page.goto(`${front}/app/map-download-status`);
+    await page.waitForFunction(async () => (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map"), null, { timeout: 90000, polling: 200 });
+    const frame = await inShell(t, front, "");
+    await frame.waitForSelector("#tutorial:not([hidden])");
+    assert(await frame.getAttribute("#tutorial", "data-role") === "downloader", "not the downloader tutorial");
+    const layout = async () => {
+      const top = await frame.$eval("#sheet", (e) => e.getBoundingClientRect().top);
+      assert(top >= PHONE.height * 0.3 && top < PHONE.height, `the sheet starts at y=${top}`);
+      const png = PNG.sync.read(await page.screenshot());
+      assert(colours(png, [0, 0, PHONE.width, Math.round(top)]) >= 4, "the map above the sheet looks blank");
+    };
+    await layout();
+    await page.screenshot({ path: path.join(shots, "phone-first-start.png") });
+    await frame.click("#tutorial-close");
+    await frame.click("#tab-regions");
+    await frame.waitForSelector("#powerbox:not([hidden])");
+    assert(await frame.isVisible("#powerbox-ask"), "no way to allow access");
+    await layout();
+    await page.screenshot({ path: path.join(shots, "phone-first-start-regions.png") });
+    t.assertClean();
+    await t.close();
   });
 
   for (const [size, label] of [[DESKTOP, "desktop"], [PHONE, "phone"]]) {
     await check(`${label}: a bookmarker adds bookmarks, sees no regions, and gets the bookmarker tutorial`, async () => {
-      const t = await open(size, { headers: roleHeaders("bookmarks", `b${label}`), allowed: [front], touch: size === PHONE });
+      const front = await frontFor("bookmarker", `b${label}`);
+      const t = await open(size, { allowed: [front], touch: size === PHONE });
       const { page } = t;
       await page.goto(`${front}/#6/41.9/12.5`);
       await ready(page);
@@ -586,7 +632,8 @@ try {
     });
 
     await check(`${label}: a viewer sees bookmarks but no way to change them or download, and the viewer tutorial`, async () => {
-      const t = await open(size, { headers: roleHeaders("", `v${label}`), allowed: [front], touch: size === PHONE });
+      const front = await frontFor("viewer", `v${label}`);
+      const t = await open(size, { allowed: [front], touch: size === PHONE });
       const { page } = t;
       await page.goto(`${front}/#6/41.9/12.5`);
       await ready(page);
@@ -612,51 +659,71 @@ try {
     });
   }
 
-  await check("grain: the Powerbox flow asks the shell, a cancel is calm, a grant claims and fetches the region list; setPath follows the view", async () => {
-    const harnessOrigin = await startFrontServer(path.join(here, "harness"), null);
-    const t = await open(DESKTOP, { headers: roleHeaders("download,bookmarks", "owner"), allowed: [front, harnessOrigin] });
+  await check("grain: access through the Powerbox: a cancel is calm, a refused claim explained, a grant claims through the bridge, a region downloads and draws; a revoked grant asks again; setPath follows the view", async () => {
+    const front = await frontFor("owner", "owner");
+    const t = await open(DESKTOP, { allowed: [front, shell] });
     const { page } = t;
-    // The grain's side of the grant is stood in for here (GET /app/powerbox, POST
-    // /app/powerbox-claim, the status's "connected" key): this suite has no bridge proxy in
-    // front of the server yet. The server's side is proven through a fake bridge in
-    // tests/it/powerbox.rs and tests/it/grain.rs; joining the two here is still to do.
-    let connected = false;
-    const claims = [];
-    await page.route("**/app/powerbox", (route) => route.fulfill({ json: { descriptor: "EA5QAQEAABEBF1EEAQH/x80lxnnjecgAQAMxCSIBAAH/aHR0cHM6Ly8DZGVzZXJ0LWF0bGFzLmRhbmllbGtyb2wuB2NvbQ==", connected } }));
-    await page.route("**/app/powerbox-claim", (route) => {
-      claims.push(JSON.parse(route.request().postData()));
-      connected = true;
-      route.fulfill({ json: { connected: true } });
-    });
-    await page.route("**/app/map-download-status", async (route) => {
-      try {
-        const answer = await route.fetch();
-        await route.fulfill({ status: answer.status(), json: { ...(await answer.json()), connected } });
-      } catch {
-        // The page went away while the answer was on its way.
-      }
-    });
-    await page.goto(`${harnessOrigin}/index.html?app=${encodeURIComponent(`${front}/#8/41.8/12.5`)}`);
-    const frame = await (await page.waitForSelector("#grain")).contentFrame();
-    await ready(frame);
+    const frame = await inShell(t, front, "#8/41.75/12.5");
     await frame.click("#tutorial-close");
     await frame.click("#tab-regions");
     await frame.waitForSelector("#powerbox:not([hidden])");
+    assert(/needs your permission/.test(await frame.textContent("#powerbox-text")), await frame.textContent("#powerbox-text"));
+    const claims = () => bridge.seen.filter((s) => s.target === "http://http-bridge/session/session-owner/claim");
+
+    // The user closes the Powerbox: a calm sentence and a way to ask again; nothing claimed.
     await page.evaluate(() => { window.nextAnswer = { canceled: true }; });
     await frame.click("#powerbox-ask");
     await frame.waitForFunction(() => /No access was given/.test(document.querySelector("#powerbox-text").textContent));
     assert(await frame.isVisible("#powerbox-ask"), "no way to ask again");
     assert(await frame.isHidden("#message"), "a cancel shows an error");
-    await page.evaluate(() => { window.nextAnswer = { token: "claim-token-1" }; });
+    assert(claims().length === 0, "a cancel claimed");
+
+    // A token the bridge refuses: the server's sentence, nothing stored.
+    t.expected.add(400);
+    await page.evaluate(() => { window.nextAnswer = { token: "claim-from-elsewhere" }; });
+    await frame.click("#powerbox-ask");
+    await frame.waitForFunction(() => /claim|access/i.test(document.querySelector("#powerbox-text").textContent) && !/No access was given/.test(document.querySelector("#powerbox-text").textContent));
+    assert(!(await status(frame)).connected, "a refused claim connected the grain");
+
+    // The user grants access: the page asks its parent, the server claims through the bridge
+    // and the region list comes through it.
+    const token = bridge.grant("session-owner");
+    await page.evaluate((answer) => { window.nextAnswer = answer; }, { token });
     await frame.click("#powerbox-ask");
     await frame.waitForSelector('#in-view li[data-id="rome-a"]', { timeout: 90000 });
     assert(await frame.isHidden("#powerbox"), "the Powerbox panel stays after a grant");
+    const { descriptor } = await frame.evaluate(async () => (await fetch("/app/powerbox")).json());
     const requests = await page.evaluate(() => window.powerboxRequests);
-    assert(requests.length === 2 && requests[1].query[0].startsWith("EA5Q") && requests[1].saveLabel.defaultText === "Map data server", JSON.stringify(requests));
-    assert(claims.length === 1 && claims[0].token === "claim-token-1", JSON.stringify(claims));
+    assert(requests.length === 3 && requests.every((r) => r.query[0] === descriptor && r.saveLabel.defaultText === "Map data server"), JSON.stringify(requests));
+    assert(claims().length === 2, `claims: ${JSON.stringify(claims())}`);
+    const manifests = bridge.seen.filter((s) => s.target === `${mapDataName}/data/manifest.json`);
+    assert(manifests.length > 0 && manifests.every((s) => s.bearer && s.bearer.startsWith("access-")), JSON.stringify(manifests));
+
+    // A region downloads through the bridge and draws without a reload.
+    await frame.click('#in-view li[data-id="rome-a"] button.download');
+    await frame.waitForSelector('#downloaded li[data-id="rome-a"]', { timeout: 90000 });
+    assert(bridge.seen.some((s) => s.target.startsWith(`${mapDataName}/data/rome-a.tar.gz`) && s.bearer), "the parts did not come through the bridge");
+    await frame.waitForFunction(() => window.desertAtlasMap.getStyle().sources.regions, null, { timeout: 90000 });
+    await frame.evaluate(() => window.desertAtlasMap.jumpTo({ center: [12.5, 41.9], zoom: 15 }));
+    await idle(frame);
+    const streets = await frame.evaluate(() => window.desertAtlasMap.queryRenderedFeatures().filter((f) => f.source === "regions" && f.sourceLayer === "roads").length);
+    assert(streets > 0, "the region's streets are not drawn");
+
+    // The user withdraws the grant: the next download says so and offers to ask again.
+    bridge.revokeAll();
+    await frame.evaluate(() => window.desertAtlasMap.jumpTo({ center: [12.6, 41.75], zoom: 8 }));
+    await frame.click('#in-view li[data-id="rome-b"] button.download');
+    await frame.waitForFunction(() => /access to the map-data server was withdrawn; ask again/i.test(document.querySelector("#powerbox:not([hidden]) #powerbox-text")?.textContent || ""), null, { timeout: 90000 });
+    assert(await frame.textContent("#powerbox-ask") === "Ask for access again", await frame.textContent("#powerbox-ask"));
+    assert(!(await status(frame)).connected, "still connected after the grant was withdrawn");
+    await page.evaluate((answer) => { window.nextAnswer = answer; }, { token: bridge.grant("session-owner") });
+    await frame.click("#powerbox-ask");
+    await frame.waitForSelector("#powerbox", { state: "hidden", timeout: 90000 });
+    await frame.click('#working li[data-id="rome-b"] button.retry');
+    await frame.waitForSelector('#downloaded li[data-id="rome-b"]', { timeout: 90000 });
+
     await frame.evaluate(() => window.desertAtlasMap.jumpTo({ center: [12.3, 41.7], zoom: 9 }));
     await page.waitForFunction(() => window.paths.some((p) => /#9\/41\.7\d*\/12\.3/.test(p)), null, { timeout: 90000 });
-    await page.unrouteAll({ behavior: "ignoreErrors" });
     t.assertClean();
     await t.close();
   });

@@ -123,6 +123,8 @@ async fn the_outlines_are_tiles_of_the_merged_source() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let tilejson = server.get_json("/tiles/tiles.json").await;
+    // The base map is not a downloaded region.
+    assert_eq!(tilejson["region_bounds"], serde_json::json!({}));
     assert!(
         tilejson["attribution"]
             .as_str()

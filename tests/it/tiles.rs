@@ -309,6 +309,11 @@ async fn the_tilejson_describes_the_union_of_regions() {
     assert_eq!(b, vec![10.0, 40.0, 11.33, 44.0]);
     assert_eq!(tj["attribution"], "© test data");
     assert_eq!(tj["vector_layers"][0]["id"], "roads");
+    // Each region's own box, where a client hands the base map's labels over to the region's.
+    assert_eq!(
+        tj["region_bounds"]["b"],
+        serde_json::json!([10.0, 40.0, 11.2, 44.0])
+    );
 }
 
 /// A PMTiles v3 header followed by `rest`, with directories uncompressed.

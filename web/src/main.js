@@ -33,6 +33,7 @@ function styleFor(tileJson, areas) {
     regionsMaxZoom: tileJson.maxzoom || 0,
     version: (tileJson.regions || []).join(","),
     areas,
+    covered: Object.values(tileJson.region_bounds || {}),
   });
 }
 

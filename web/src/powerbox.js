@@ -34,6 +34,8 @@ export async function requestMapDataAccess() {
 
 /** Whether the status says downloads need (new) access first: the key, or null. */
 export function accessNeeded(status) {
+  // A grant is held: a download that failed for want of one only needs a retry.
+  if (status.connected === true) return null;
   const key = status["available-areas-error-key"];
   if (key === "access-needed" || key === "access-withdrawn") return key;
   for (const p of Object.values(status["in-progress"] || {})) {

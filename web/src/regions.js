@@ -225,6 +225,8 @@ export function setupRegions({ map, maplibregl, canDownload, refreshStatus, onRe
     const id = event.features[0] && event.features[0].properties.id;
     // The finger lifted after a long-press is also a click: the new bookmark's popup wins.
     if (document.querySelector(".add-popup")) return;
+    // A tap on a bookmark's marker reaches the map too: the bookmark's popup wins.
+    if (event.originalEvent && event.originalEvent.target.closest && event.originalEvent.target.closest(".maplibregl-marker")) return;
     if (id && canDownload()) boxPopup(id, event.lngLat);
   });
   map.on("moveend", () => {

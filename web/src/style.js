@@ -58,8 +58,11 @@ const COLORS = {
 
 const exp = (stops) => ["interpolate", ["exponential", 1.5], ["zoom"], ...stops.flat()];
 
-/** The style for the given source zoom range: `regionsMaxZoom` is TileJSON's `maxzoom`. */
-export function mapStyle({ origin, regionsMaxZoom, version, areas }) {
+/**
+ * The style for the given source zoom range: `regionsMaxZoom` is TileJSON's `maxzoom`;
+ * `covered` the downloaded regions' [west, south, east, north] (TileJSON's `region_bounds`).
+ */
+export function mapStyle({ origin, regionsMaxZoom, version, areas, covered = [] }) {
   const tiles = [`${origin}/tiles/{z}/{x}/{y}.mvt?v=${encodeURIComponent(version)}`];
   const sources = {
     base: { type: "vector", tiles, minzoom: 0, maxzoom: BASE_MAX_ZOOM },
@@ -79,7 +82,7 @@ export function mapStyle({ origin, regionsMaxZoom, version, areas }) {
     ...areaLayers(),
     ...labelLayers("lo", "base", 0, split),
     ...(hasRegions ? labelLayers("hi", "regions", split, 24) : []),
-    ...basePlaceLabels(),
+    ...basePlaceLabels(covered),
   ];
   return {
     version: 8,
@@ -288,10 +291,20 @@ function labelLayers(suffix, source, minzoom, maxzoom) {
   ], minzoom, maxzoom);
 }
 
-// The base map's countries, states and cities, at every zoom (from the overzoomed base tiles).
-function basePlaceLabels() {
+// The base map's countries, states and cities (from the overzoomed base tiles). A city's name
+// stays at every zoom where no downloaded region is: zoomed in over an area without one, the
+// map is bare land, and the name says where it is. Inside a region, from the zoom its own
+// tiles start, the region's labels take over (no second "Rome" a few streets away).
+function basePlaceLabels(covered) {
   const population = ["coalesce", ["to-number", ["get", "population"]], 0];
   const baseKind = ["coalesce", ["get", "kind"], ""];
+  const outsideRegions = covered.length === 0 ? true : ["any",
+    ["<", ["zoom"], BASE_MAX_ZOOM + 1],
+    ["!", ["within", {
+      type: "MultiPolygon",
+      coordinates: covered.map(([w, s, e, n]) => [[[w, s], [e, s], [e, n], [w, n], [w, s]]]),
+    }]],
+  ];
   return [
     {
       id: "base-country-labels", type: "symbol", source: "base", "source-layer": "places", maxzoom: 8,
@@ -315,11 +328,14 @@ function basePlaceLabels() {
       paint: { "circle-radius": 2.5, "circle-color": "#444", "circle-stroke-color": "#fff", "circle-stroke-width": 1 },
     },
     {
-      id: "base-city-labels", type: "symbol", source: "base", "source-layer": "places", maxzoom: 11,
-      filter: ["all", ["has", "min_zoom"], ["==", baseKind, "locality"], hasName, [">=", ["zoom"], ["get", "min_zoom"]]],
+      id: "base-city-labels", type: "symbol", source: "base", "source-layer": "places",
+      filter: ["all", ["has", "min_zoom"], ["==", baseKind, "locality"], hasName, [">=", ["zoom"], ["get", "min_zoom"]], outsideRegions],
       layout: {
         "text-field": name, "text-font": FONT,
-        "text-size": ["interpolate", ["linear"], population, 15000, 11, 1000000, 13, 5000000, 15],
+        // Bigger for bigger cities, and growing as the map zooms in past the base map's detail.
+        "text-size": ["interpolate", ["linear"], ["zoom"],
+          6, ["interpolate", ["linear"], population, 15000, 11, 1000000, 13, 5000000, 15],
+          14, ["interpolate", ["linear"], population, 15000, 14, 1000000, 17, 5000000, 20]],
         "text-anchor": ["step", ["zoom"], "left", 7, "center"], "text-offset": ["step", ["zoom"], ["literal", [0.5, 0]], 7, ["literal", [0, 0]]],
         "text-max-width": 8,
         "symbol-sort-key": ["-", population],
