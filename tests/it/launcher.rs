@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::common::BIN;
-use crate::nginx::{free_port, shipped_config};
+use crate::nginx::{free_port, packaged_nginx, shipped_config};
 
 struct Grain {
     child: Child,
@@ -33,7 +33,7 @@ impl Grain {
             .arg("--start-nginx")
             .arg(&conf)
             .arg("--nginx")
-            .arg(repo.join("build/nginx/nginx"))
+            .arg(packaged_nginx())
             .env("SANDSTORM", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -22,11 +22,15 @@ impl Drop for Nginx {
     }
 }
 
-fn start_nginx(work: &Path, backend: &str) -> (Nginx, String) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // The nginx the package ships.
-    let nginx = repo.join("build/nginx/nginx");
+/// The nginx the package ships (scripts/build-nginx).
+pub fn packaged_nginx() -> std::path::PathBuf {
+    let nginx = Path::new(env!("CARGO_MANIFEST_DIR")).join("build/nginx/nginx");
     assert!(nginx.exists(), "no build/nginx/nginx: run scripts/setup");
+    nginx
+}
+
+fn start_nginx(work: &Path, backend: &str) -> (Nginx, String) {
+    let nginx = packaged_nginx();
     let port = free_port();
     let var = work.join("var");
     for dir in ["run", "lib/nginx", "log/nginx"] {
