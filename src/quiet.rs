@@ -2,11 +2,10 @@
 //!
 //! A grain is used in bursts (someone pans the map, types a search) and then sits idle in a
 //! browser tab. What a burst leaves behind is worth keeping while it goes on, not after: the
-//! search readers' page caches and chunk directories, the heap's free memory (glibc
-//! keeps what was freed for the next allocation), and the pages of code the burst ran. So
-//! after [`QUIET`] without a request, they are released (docs/performance.md: idle memory).
-//! Counting a request costs one atomic increment; the waiting side only wakes while
-//! requests come.
+//! search readers' page caches and chunk directories, and the heap's free memory (glibc
+//! keeps what was freed for the next allocation). So after [`QUIET`] without a request, they
+//! are released (docs/performance.md: idle memory). Counting a request costs one atomic
+//! increment; the waiting side only wakes while requests come.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::memory::{drop_idle_file_pages, trim_heap};
+use crate::memory::trim_heap;
 use crate::search::SearchIndex;
 
 /// How long without a request before memory is released.
@@ -40,8 +39,8 @@ impl Activity {
 }
 
 /// Runs for as long as the process: after each burst of requests, once [`QUIET`] passes
-/// without one, releases the search readers' memory, calls `also` (the merged tiles), trims
-/// the heap and lets go of the pages of code the burst ran.
+/// without one, releases the search readers' memory, calls `also` (the merged tiles) and
+/// trims the heap.
 pub async fn release_when_quiet(
     activity: Arc<Activity>,
     search: SearchIndex,
@@ -64,7 +63,6 @@ pub async fn release_when_quiet(
             search.release_read_memory();
             also();
             trim_heap();
-            drop_idle_file_pages();
         })
         .await;
     }
