@@ -88,17 +88,23 @@ fn copy_entry(source: &Path, dest: &Path) {
     }
 }
 
+/// `scripts/file-list` run on the binary under test, written to `list`.
+fn write_file_list(list: &Path) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(repo.join("scripts/file-list"))
+        .args(["--binary", BIN, "--out"])
+        .arg(list)
+        .status()
+        .expect("run scripts/file-list");
+    assert!(status.success(), "scripts/file-list failed");
+}
+
 /// The package's tree from this checkout: `scripts/file-list` (run on the binary under test)
 /// and the pkgdef's `alwaysInclude`; `opt/app` is the repository, the rest the system.
 pub fn build_tree(package: &Package, tree: &Path) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let list = tree.with_extension("list");
-    let status = Command::new(repo.join("scripts/file-list"))
-        .args(["--binary", BIN, "--out"])
-        .arg(&list)
-        .status()
-        .expect("run scripts/file-list");
-    assert!(status.success(), "scripts/file-list failed");
+    write_file_list(&list);
     let listed = std::fs::read_to_string(&list).unwrap();
     let entries = listed
         .lines()
@@ -505,12 +511,7 @@ fn spk(args: &[&std::ffi::OsStr]) -> String {
 fn tree_from_spk(work: &Path) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let list = work.join("sandstorm-files.list");
-    let status = Command::new(repo.join("scripts/file-list"))
-        .args(["--binary", BIN, "--out"])
-        .arg(&list)
-        .status()
-        .expect("run scripts/file-list");
-    assert!(status.success(), "scripts/file-list failed");
+    write_file_list(&list);
     let keyring = work.join("keyring");
     let app_id = spk(&["keygen".as_ref(), "--keyring".as_ref(), keyring.as_os_str()]);
     let package = work.join("desert-atlas.spk");
