@@ -139,6 +139,7 @@ async function open(size, { allowed, touch = false } = {}) {
     if (!["data:", "blob:"].includes(url.protocol) && !allowed.includes(url.origin)) problems.push(`other origin: ${request.url()}`);
   });
   page.on("response", (response) => {
+    if (process.env.DEBUG && response.status() >= 400) console.log(`  [answer ${response.status()}] ${response.url()}`);
     if (/\/fonts-[0-9a-f]{10}\/[^/]+\/\d+-\d+\.pbf$/.test(new URL(response.url()).pathname)) glyphs.push([response.url(), response.status()]);
   });
   return {
@@ -504,7 +505,19 @@ try {
     await page.keyboard.type("rome");
     await page.waitForSelector("#results li.result");
     await idle(page);
-    await page.screenshot({ path: path.join(shots, "phone-search.png") });
+    // The map above the half-open sheet is still the map (once it was painted over in white).
+    const shot = PNG.sync.read(await page.screenshot({ path: path.join(shots, "phone-search.png") }));
+    const sheetTop = Math.round(await page.$eval("#sheet", (e) => e.getBoundingClientRect().top));
+    let white = 0;
+    let sampled = 0;
+    for (let y = 20; y < sheetTop - 20; y += 9) {
+      for (let x = 20; x < PHONE.width - 60; x += 9) {
+        const i = (shot.width * y + x) * 4;
+        sampled++;
+        if (shot.data[i] === 255 && shot.data[i + 1] === 255 && shot.data[i + 2] === 255) white++;
+      }
+    }
+    assert(white < sampled / 2, `the map above the sheet is painted white (${white} of ${sampled} pixels)`);
     await page.tap("#results li.result >> nth=0");
     await page.waitForFunction(() => document.querySelector("#sheet").dataset.state === "peek");
     await page.waitForSelector(".maplibregl-popup .add-from-search", { timeout: 90000 });
