@@ -86,8 +86,20 @@ fn main() {
         &mut rng,
         &many,
         report.rows,
+        None,
         "prefix queries matching many rows",
     );
+    // The page sends the view's zoom (docs/api.md §6): zoomed out, importance weighs most.
+    for zoom in [4.0, 12.0] {
+        latency(
+            &index,
+            &mut rng,
+            &many,
+            report.rows,
+            Some(zoom),
+            &format!("the same at zoom {zoom}"),
+        );
+    }
     let other = [
         "santa",
         "monteber",
@@ -103,6 +115,7 @@ fn main() {
         &mut rng,
         &other,
         report.rows,
+        None,
         "longer prefixes, several words, phrases, no match",
     );
 
@@ -120,7 +133,14 @@ fn main() {
     );
 }
 
-fn latency(index: &SearchIndex, rng: &mut StdRng, queries: &[&str], rows: u64, what: &str) {
+fn latency(
+    index: &SearchIndex,
+    rng: &mut StdRng,
+    queries: &[&str],
+    rows: u64,
+    zoom: Option<f64>,
+    what: &str,
+) {
     let mut times = Vec::new();
     let mut matched = 0usize;
     for i in 0..400 {
@@ -130,7 +150,7 @@ fn latency(index: &SearchIndex, rng: &mut StdRng, queries: &[&str], rows: u64, w
             rng.random::<f64>() * 340.0 - 170.0,
         );
         let t = Instant::now();
-        let found = index.search(q, lat, lng).expect("search");
+        let found = index.search_at(q, lat, lng, zoom).expect("search");
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         matched += found.len();
     }
