@@ -88,11 +88,17 @@ fn copy_entry(source: &Path, dest: &Path) {
     }
 }
 
+/// The binary the grain runs: the package's build (without the `tls` feature) when
+/// `scripts/test` made one and named it in `DESERT_ATLAS_GRAIN_BIN`, else the binary under test.
+fn grain_binary() -> String {
+    std::env::var("DESERT_ATLAS_GRAIN_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// `scripts/file-list` run on the binary under test, written to `list`.
 fn write_file_list(list: &Path) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new(repo.join("scripts/file-list"))
-        .args(["--binary", BIN, "--out"])
+        .args(["--binary", &grain_binary(), "--out"])
         .arg(list)
         .status()
         .expect("run scripts/file-list");
@@ -112,7 +118,7 @@ pub fn build_tree(package: &Package, tree: &Path) {
         .chain(package.always_include.iter().cloned());
     for entry in entries {
         let source = if entry == "opt/app/target/release/desert-atlas" {
-            PathBuf::from(BIN)
+            PathBuf::from(grain_binary())
         } else if let Some(rel) = entry.strip_prefix("opt/app/") {
             repo.join(rel)
         } else {
@@ -515,7 +521,7 @@ fn tree_from_spk(work: &Path) -> PathBuf {
     let keyring = work.join("keyring");
     let app_id = spk(&["keygen".as_ref(), "--keyring".as_ref(), keyring.as_os_str()]);
     let package = work.join("desert-atlas.spk");
-    let binary = format!("opt/app/target/release/desert-atlas={BIN}");
+    let binary = format!("opt/app/target/release/desert-atlas={}", grain_binary());
     let checkout = format!("opt/app={}", repo.display());
     spk(&[
         "pack".as_ref(),
