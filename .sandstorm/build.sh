@@ -5,7 +5,7 @@ set -euo pipefail
 cd /opt/app
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/build-assets
-# Without the `tls` feature: in a grain, sandstorm-http-bridge makes the https requests.
-cargo build --release --locked -p desert-atlas --no-default-features
+# The server as the package ships it: static, without the `tls` feature (see the script).
+scripts/build-grain-binary >/dev/null
 # What the package holds: the binary, nginx and their libraries, the assets, the nginx config.
 scripts/file-list

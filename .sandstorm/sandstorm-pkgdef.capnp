@@ -38,7 +38,10 @@ const pkgdef :Spk.PackageDefinition = (
                       "etc/passwd", "etc/hosts", "etc/host.conf",
                       "etc/nsswitch.conf", "etc/resolv.conf",
                       "opt/app/target/debug", "opt/app/target/release/deps",
-                      "opt/app/target/release/build", "opt/app/build/cache",
+                      "opt/app/target/release/build",
+                      "opt/app/target/x86_64-unknown-linux-gnu/debug",
+                      "opt/app/target/x86_64-unknown-linux-gnu/release/deps",
+                      "opt/app/target/x86_64-unknown-linux-gnu/release/build", "opt/app/build/cache",
                       "opt/app/web/node_modules", "opt/app/tools", "opt/app/tests" ]
       )
     ]
@@ -48,7 +51,7 @@ const pkgdef :Spk.PackageDefinition = (
 
   # What the grain runs, whether or not `spk dev` saw it used.
   alwaysInclude = [
-    "opt/app/target/release/desert-atlas",
+    "opt/app/target/x86_64-unknown-linux-gnu/release/desert-atlas",
     "opt/app/nginx/nginx.conf",
     "opt/app/build/nginx/nginx",
   ],
@@ -89,7 +92,7 @@ const pkgdef :Spk.PackageDefinition = (
 const grainCommand :Spk.Manifest.Command = (
   # The server binds its port, then starts nginx (port 8003) and lives and dies with it: no shell.
   argv = ["/sandstorm-http-bridge", "8003", "--",
-          "/opt/app/target/release/desert-atlas", "serve",
+          "/opt/app/target/x86_64-unknown-linux-gnu/release/desert-atlas", "serve",
           "--start-nginx", "/opt/app/nginx/nginx.conf", "--nginx", "/opt/app/build/nginx/nginx"],
   environ = [
     (key = "PATH", value = "/usr/local/bin:/usr/bin:/bin"),

@@ -3,12 +3,14 @@
 //! alias, "Москва" is "moskva". An alias that folds to the place's name or to an alias
 //! already kept is dropped, so the package carries each searchable spelling once. The server
 //! normalises the aliases again at import, which leaves folded ones as they are. Used by
-//! `scripts/build-base-map` on the CSV that tools/basemap/build.mjs writes.
+//! `scripts/build-base-map` on the CSV that tools/basemap/build.mjs writes; the output is the
+//! base map's places file (`desert_atlas::basemap::places`: by columns, which xz packs best).
 //!
-//! Usage: fold_aliases IN.csv OUT.csv
+//! Usage: fold_aliases IN.csv OUT.columns
 
 use std::path::PathBuf;
 
+use desert_atlas::basemap::places::{self, Place};
 use desert_atlas::search::normalize::normalize;
 
 /// The words of `text` as the server matches them, one space apart.
@@ -20,15 +22,25 @@ fn fold(text: &str) -> String {
         .join(" ")
 }
 
+/// A coordinate in thousandths of a degree, refusing one the places file would round.
+fn thousandths(text: &str) -> Result<i64, String> {
+    let degrees: f64 = text
+        .parse()
+        .map_err(|_| format!("coordinate {text:?} is not a number"))?;
+    let milli = (degrees * 1000.0).round();
+    if (milli / 1000.0 - degrees).abs() > 1e-9 {
+        return Err(format!("coordinate {text} has more than three decimals"));
+    }
+    Ok(milli as i64)
+}
+
 fn main() -> Result<(), String> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     let [input, output] = args.as_slice() else {
-        return Err("usage: fold_aliases IN.csv OUT.csv".into());
+        return Err("usage: fold_aliases IN.csv OUT.columns".into());
     };
     let mut reader =
         csv::Reader::from_path(input).map_err(|e| format!("{}: {e}", input.display()))?;
-    let mut writer =
-        csv::Writer::from_path(output).map_err(|e| format!("{}: {e}", output.display()))?;
     let headers = reader.headers().map_err(|e| e.to_string())?.clone();
     if headers.iter().collect::<Vec<_>>() != ["name", "lat", "lng", "importance", "aliases"] {
         return Err(format!(
@@ -36,7 +48,7 @@ fn main() -> Result<(), String> {
             input.display()
         ));
     }
-    writer.write_record(&headers).map_err(|e| e.to_string())?;
+    let mut places = Vec::new();
     let (mut rows, mut given, mut kept, mut with_aliases) = (0u64, 0u64, 0u64, 0u64);
     for record in reader.records() {
         let record = record.map_err(|e| e.to_string())?;
@@ -54,18 +66,19 @@ fn main() -> Result<(), String> {
         rows += 1;
         kept += folded.len() as u64;
         with_aliases += u64::from(!folded.is_empty());
-        let aliases = folded.join("|");
-        writer
-            .write_record([
-                &record[0],
-                &record[1],
-                &record[2],
-                &record[3],
-                aliases.as_str(),
-            ])
-            .map_err(|e| e.to_string())?;
+        places.push(Place {
+            name: record[0].to_string(),
+            lat_milli: thousandths(&record[1])?,
+            lng_milli: thousandths(&record[2])?,
+            importance: record[3].to_string(),
+            aliases: folded.join("|"),
+        });
     }
-    writer.flush().map_err(|e| e.to_string())?;
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(output).map_err(|e| format!("{}: {e}", output.display()))?,
+    );
+    places::write(&places, &mut out).map_err(|e| e.to_string())?;
+    std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
     eprintln!(
         "base map places: {rows} rows, {kept} aliases on {with_aliases} places kept of {given} given (folded, without repeats)"
     );

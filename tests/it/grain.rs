@@ -88,6 +88,9 @@ fn copy_entry(source: &Path, dest: &Path) {
     }
 }
 
+/// Where the package holds the server (scripts/file-list's `BINARY`).
+const PACKAGE_BINARY: &str = "opt/app/target/x86_64-unknown-linux-gnu/release/desert-atlas";
+
 /// The binary the grain runs: the package's build (without the `tls` feature) when
 /// `scripts/test` made one and named it in `DESERT_ATLAS_GRAIN_BIN`, else the binary under test.
 fn grain_binary() -> String {
@@ -117,7 +120,7 @@ pub fn build_tree(package: &Package, tree: &Path) {
         .map(str::to_string)
         .chain(package.always_include.iter().cloned());
     for entry in entries {
-        let source = if entry == "opt/app/target/release/desert-atlas" {
+        let source = if entry == PACKAGE_BINARY {
             PathBuf::from(grain_binary())
         } else if let Some(rel) = entry.strip_prefix("opt/app/") {
             repo.join(rel)
@@ -521,7 +524,7 @@ fn tree_from_spk(work: &Path) -> PathBuf {
     let keyring = work.join("keyring");
     let app_id = spk(&["keygen".as_ref(), "--keyring".as_ref(), keyring.as_os_str()]);
     let package = work.join("desert-atlas.spk");
-    let binary = format!("opt/app/target/release/desert-atlas={}", grain_binary());
+    let binary = format!("{PACKAGE_BINARY}={}", grain_binary());
     let checkout = format!("opt/app={}", repo.display());
     spk(&[
         "pack".as_ref(),

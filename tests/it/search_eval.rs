@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use desert_atlas::basemap::places::{self, PlacesReader};
 use desert_atlas::search::SearchIndex;
 use desert_atlas::tile_id::TileId;
 
@@ -50,7 +51,7 @@ fn floor(dir: &Path, name: &str) -> f64 {
 #[test]
 fn search_evaluation_meets_its_floor() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let base_map = root.join("build/assets/base-map/search.csv");
+    let base_map = root.join("build/assets/base-map").join(places::FILE_NAME);
     assert!(
         base_map.exists(),
         "{} is missing: run scripts/build-assets (scripts/test does) before these tests",
@@ -62,13 +63,16 @@ fn search_evaluation_meets_its_floor() {
     let index = SearchIndex::open(&dir.path().join("search.db"))
         .unwrap()
         .with_budget(std::time::Duration::from_secs(3600));
-    for (id, csv) in [
-        ("base-map", base_map),
-        ("helsinki", eval.join("region.csv")),
-    ] {
-        let mut file = std::fs::File::open(csv).unwrap();
+    let rows: [(&str, Box<dyn std::io::Read>); 2] = [
+        ("base-map", Box::new(PlacesReader::open(&base_map).unwrap())),
+        (
+            "helsinki",
+            Box::new(std::fs::File::open(eval.join("region.csv")).unwrap()),
+        ),
+    ];
+    for (id, mut rows) in rows {
         index
-            .import_region(&TileId::parse(id).unwrap(), &mut file, &mut |_| {})
+            .import_region(&TileId::parse(id).unwrap(), &mut rows, &mut |_| {})
             .unwrap();
     }
     let queries = queries(&eval);

@@ -1,10 +1,12 @@
 //! The base map: world outlines and the places searchable from a grain's first start.
 //!
-//! `scripts/build-base-map` builds it into `<assets>/base-map/` (tiles, search rows and a
-//! VERSION). At start-up, after the server already answers, it is installed like a region
+//! `scripts/build-base-map` builds it into `<assets>/base-map/` (tiles, the places of [`places`]
+//! and a VERSION). At start-up, after the server already answers, it is installed like a region
 //! with the id `base-map` when the grain does not have this version yet: search rows replaced
 //! in one transaction, tiles renamed into place, marker, then the version. A crash at any point
 //! leaves the old base map or the new one, and the next start finishes the job.
+
+pub mod places;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -85,8 +87,8 @@ pub fn install(
         return Ok(false);
     }
     let started = Instant::now();
-    let mut csv = std::fs::File::open(source.join("search.csv"))?;
-    let report = search.import_region(&id, &mut csv, &mut |_| {})?;
+    let mut rows = places::PlacesReader::open(&source.join(places::FILE_NAME))?;
+    let report = search.import_region(&id, &mut rows, &mut |_| {})?;
     place_tiles(layout, source, version)?;
     std::fs::File::create(layout.installed_marker(&id))?.sync_all()?;
     write_atomically(&version_file, version.as_bytes())
