@@ -129,6 +129,9 @@ fn always_include() -> Vec<String> {
 
 /// A stand-in for this checkout at /opt/app: a small file (or a directory of two, where the
 /// checkout has a directory) for each `alwaysInclude` entry, so packing needs no release build.
+/// The server's path in the checkout, as the pkgdef's `alwaysInclude` names it.
+const SERVER: &str = "target/x86_64-unknown-linux-gnu/release/desert-atlas";
+
 fn make_app(app: &Path) {
     for entry in always_include() {
         let Some(rel) = entry.strip_prefix("opt/app/") else {
@@ -350,7 +353,7 @@ fn libsodium_opens_the_signature_over_the_archive() {
         "{text}"
     );
     assert!(
-        text.contains("executable = \"fixture target/release/desert-atlas\\n\""),
+        text.contains(&format!("executable = \"fixture {SERVER}\\n\"")),
         "{text}"
     );
     assert!(
@@ -436,10 +439,10 @@ fn the_manifest_holds_the_pkgdefs_app_commands_permissions_and_roles() {
 #[test]
 fn unpack_writes_the_tree_with_modes_links_and_contents() {
     let f = fixture();
-    let binary = f.unpacked.join("opt/app/target/release/desert-atlas");
+    let binary = f.unpacked.join("opt/app").join(SERVER);
     assert_eq!(
         std::fs::read(&binary).unwrap(),
-        std::fs::read(f.app.join("target/release/desert-atlas")).unwrap()
+        std::fs::read(f.app.join(SERVER)).unwrap()
     );
     assert_eq!(
         std::fs::metadata(&binary).unwrap().permissions().mode() & 0o777,
