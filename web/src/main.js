@@ -37,6 +37,8 @@ function styleFor(tileJson, areas) {
   });
 }
 
+// The map's worker starts now, while the TileJSON is read, not once the map is made.
+maplibregl.prewarm();
 let tileJson = await readTileJson();
 const startView = parseHash(location.hash);
 const map = new maplibregl.Map({
@@ -47,6 +49,7 @@ const map = new maplibregl.Map({
   hash: true,
   attributionControl: false,
   maxPitch: 0,
+  fadeDuration: 0,
   dragRotate: false,
   // CJK is drawn with the browser's own fonts; the glyph files cover the other scripts.
   localIdeographFontFamily: "'Noto Sans CJK SC', 'Noto Sans CJK JP', 'Noto Sans CJK KR', sans-serif",
