@@ -39,13 +39,20 @@ function styleFor(tileJson, areas) {
 
 // The map's worker starts now, while the TileJSON is read, not once the map is made.
 maplibregl.prewarm();
+// The world view: the world once, edge to edge, on screens wider than it is at zoom 1.3; a
+// second copy showing at an edge would only repeat the other edge (and its tiles would be
+// parsed again before the first view is complete).
+function worldView() {
+  const fit = Math.log2($("map").clientWidth / 512) + 0.01;
+  return fit > 1.3 ? { center: [0, 25], zoom: fit } : { center: [10, 25], zoom: 1.3 };
+}
+
 let tileJson = await readTileJson();
 const startView = parseHash(location.hash);
 const map = new maplibregl.Map({
   container: "map",
   style: styleFor(tileJson, null),
-  center: startView ? [startView.lng, startView.lat] : [10, 25],
-  zoom: startView ? startView.zoom : 1.3,
+  ...(startView ? { center: [startView.lng, startView.lat], zoom: startView.zoom } : worldView()),
   hash: true,
   attributionControl: false,
   maxPitch: 0,
