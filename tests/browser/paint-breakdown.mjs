@@ -135,7 +135,13 @@ try {
   for (const server of servers) {
     const first = await browser.newPage();
     await first.goto(server.base);
-    await first.waitForFunction(async () => (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map"), null, { timeout: 120000, polling: 200 });
+    await first.waitForFunction(async () => {
+      try {
+        return (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map");
+      } catch {
+        return false;
+      }
+    }, null, { timeout: 120000, polling: 200 });
     await first.close();
   }
 
