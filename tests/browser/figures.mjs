@@ -17,6 +17,17 @@ const binary = process.env.DESERT_ATLAS_BIN || path.join(root, "target/release/d
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "desert-atlas-figures-"));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+// Waits until `condition` (run in the page) comes true. Not `page.waitForFunction`: that takes
+// the promise an async condition returns for a true answer, and would not wait at all.
+async function until(page, condition, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await page.evaluate(condition).catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`gave up waiting after ${timeoutMs} ms for ${condition}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 function startServer(mapData) {
   const child = spawn(binary, ["serve", "--local", "--listen", "127.0.0.1:0", "--data-dir", path.join(scratch, "data"),
     "--assets", path.join(root, "build/assets"), "--map-data-url", mapData], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, SANDSTORM: "" } });
@@ -52,13 +63,7 @@ const browser = await chromium.launch({
 try {
   const first = await browser.newPage();
   await first.goto(server.base);
-  await first.waitForFunction(async () => {
-    try {
-      return (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map");
-    } catch {
-      return false;
-    }
-  }, null, { timeout: 120000, polling: 200 });
+  await until(first, async () => (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map"), 120000);
 
   // First view, cold cache each time: time to the first fully drawn map, bytes on the wire.
   const paints = [];
@@ -81,10 +86,10 @@ try {
 
   // A region with `rows` search rows, installed through the real download path.
   await first.evaluate(async () => fetch("/app/download-manifest", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" }));
-  await first.waitForFunction(async () => (await (await fetch("/app/map-download-status")).json())["available-areas"], null, { timeout: 120000, polling: 500 });
+  await until(first, async () => Boolean((await (await fetch("/app/map-download-status")).json())["available-areas"]), 120000);
   const started = Date.now();
   await first.evaluate(async () => fetch("/app/download-map", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ "tile-id": "big" }) }));
-  await first.waitForFunction(async () => (await (await fetch("/app/map-download-status")).json()).done.includes("big"), null, { timeout: 600000, polling: 500 });
+  await until(first, async () => (await (await fetch("/app/map-download-status")).json()).done.includes("big"), 600000);
   console.log(`region of ${rows} search rows downloaded and installed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   // Keystroke to results shown: from the key event to the list drawn with this query's results.

@@ -135,13 +135,14 @@ try {
   for (const server of servers) {
     const first = await browser.newPage();
     await first.goto(server.base);
-    await first.waitForFunction(async () => {
-      try {
-        return (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map");
-      } catch {
-        return false;
-      }
-    }, null, { timeout: 120000, polling: 200 });
+    // Until the base map is installed (an async condition, so not page.waitForFunction, which
+    // would take its promise for a true answer).
+    for (const deadline = Date.now() + 120000; ;) {
+      const ready = await first.evaluate(async () => (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map")).catch(() => false);
+      if (ready) break;
+      if (Date.now() > deadline) throw new Error("the base map was not installed within 120 s");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
     await first.close();
   }
 
