@@ -21,9 +21,10 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 // the promise an async condition returns for a true answer, and would not wait at all.
 async function until(page, condition, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
+  let last = "it stayed false";
   for (;;) {
-    if (await page.evaluate(condition).catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`gave up waiting after ${timeoutMs} ms for ${condition}`);
+    if (await page.evaluate(condition).catch((e) => { last = e.message; return false; })) return;
+    if (Date.now() > deadline) throw new Error(`gave up waiting after ${timeoutMs} ms (${last}) for ${condition}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
