@@ -38,8 +38,9 @@ for (const [file, meta] of Object.entries(result.metafile.outputs)) {
 const html = fs.readFileSync(path.join(here, "index.html"), "utf8")
   .replace('href="app.css"', `href="${names["src/app.css"]}"`)
   .replace('src="main.js"', `src="${names["src/main.js"]}"`)
-  .replace('<meta name="glyphs" content="fonts">', `<meta name="glyphs" content="${glyphs}">`);
-if (html.includes('"app.css"') || html.includes('"main.js"') || !html.includes(glyphs)) {
+  .replace('<meta name="glyphs" content="fonts">', `<meta name="glyphs" content="${glyphs}">`)
+  .replaceAll('href="fonts/', `href="${glyphs}/`);
+if (html.includes('"app.css"') || html.includes('"main.js"') || html.includes('"fonts/') || !html.includes(glyphs)) {
   throw new Error("index.html: could not put the hashed names in");
 }
 fs.writeFileSync(path.resolve(out, "index.html"), html);

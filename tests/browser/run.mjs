@@ -69,6 +69,18 @@ function startServer({ grain = false, mapData, env = {}, dataDir = fs.mkdtempSyn
   });
 }
 
+// Waits until `condition` (run in the page) comes true. Not `page.waitForFunction`: that takes
+// the promise an async condition returns for a true answer, and would not wait at all.
+async function until(page, condition, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let last = "it stayed false";
+  for (;;) {
+    if (await page.evaluate(condition).catch((e) => { last = e.message; return false; })) return;
+    if (Date.now() > deadline) throw new Error(`gave up waiting after ${timeoutMs} ms (${last}) for ${condition}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 const results = [];
 let lastPage = null;
 async function check(name, body) {
@@ -241,7 +253,7 @@ try {
     const { page } = t;
     await page.goto(`${localFront}/#3/45/10`);
     // The base map installs in the background at first start.
-    await page.waitForFunction(async () => (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map"), null, { timeout: 90000, polling: 200 });
+    await until(page, async () => (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map"), 90000);
     await page.reload();
     await ready(page);
     assert(await page.isHidden("#loading"), "the loading note stays");
@@ -591,7 +603,7 @@ try {
     const t = await open(PHONE, { allowed: [front, shell], touch: true });
     const { page } = t;
     await page.goto(`${front}/app/map-download-status`);
-    await page.waitForFunction(async () => (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map"), null, { timeout: 90000, polling: 200 });
+    await until(page, async () => (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map"), 90000);
     const frame = await inShell(t, front, "");
     await frame.waitForSelector("#tutorial:not([hidden])");
     assert(await frame.getAttribute("#tutorial", "data-role") === "downloader", "not the downloader tutorial");

@@ -7,6 +7,7 @@
 import { api } from "./api.js";
 import { $, el, feedback, formatBytes, formatDuration, confirmInline } from "./ui.js";
 import { accessNeeded, requestMapDataAccess } from "./powerbox.js";
+import { emptyAreas } from "./style.js";
 
 const BOX_MIN_ZOOM = 4;
 const MAX_LISTED = 40;
@@ -269,16 +270,28 @@ export function setupRegions({ map, maplibregl, canDownload, refreshStatus, onRe
     return true;
   }
 
+  // The boxes the map holds (the style starts with none, and a new style is made with the
+  // current ones): each status poll would otherwise send the same boxes to the map's worker
+  // again and redraw the whole map (on a phone, battery; at start-up, time the first tiles
+  // wait for).
+  let shownBoxes = JSON.stringify(emptyAreas());
+  function showBoxes(collection) {
+    const source = map.getSource("areas");
+    const json = JSON.stringify(collection);
+    if (!source || json === shownBoxes) return;
+    source.setData(collection);
+    shownBoxes = json;
+  }
+
   let lastDone = null;
   return {
     update(next) {
       status = next;
-      const source = map.getSource("areas");
       if (!canDownload()) {
-        if (source) source.setData({ type: "FeatureCollection", features: [] });
+        showBoxes(emptyAreas());
         return;
       }
-      if (source) source.setData(boxes());
+      showBoxes(boxes());
       const needsAccess = renderAccess();
       const state = status["available-areas-status"];
       const statusText = $("regions-status");

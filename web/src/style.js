@@ -157,7 +157,9 @@ function regionLayers(suffix, source, minzoom, maxzoom) {
     road(cls), { minzoom: from },
   ));
   return zoomed([
-    fill(id("earth"), source, "earth", COLORS.land),
+    // On the base source `base-earth` draws the land at every zoom already; a second layer of
+    // the same features would make the map's worker cut the world's coastlines twice.
+    ...(source === "base" ? [] : [fill(id("earth"), source, "earth", COLORS.land)]),
     fill(id("landuse-urban"), source, "landuse", COLORS.urban,
       ["any", kindIn("residential", "commercial", "retail", "school", "university", "hospital"),
         tagIn("landuse", "residential", "commercial", "retail")]),
