@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use super::admission::Admission;
 use super::nearest::{Budget, candidates};
-use super::normalize::{normalize, normalize_into};
+use super::normalize::{OTHER_SCRIPT_MARK, in_other_script, normalize, normalize_into};
 use super::query::{Term, forgiving_readings, one_edit_away, parse};
 use super::rank::{importance_of_kind, order};
 use super::visible::Visible;
@@ -291,6 +291,7 @@ impl SearchIndex {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
+        let other_script = in_other_script(query);
         let shown = self.inner.visible.current();
         let visible = |tile_id: &str| shown.shows(tile_id);
         let budget = Budget {
@@ -301,7 +302,7 @@ impl SearchIndex {
             // One snapshot for every statement: an import may commit meanwhile.
             let tx = conn.unchecked_transaction()?;
             let found = candidates(&tx, cache, &terms, lat, lng, &visible, budget)?;
-            let mut places = order(found, &terms, false, lat, lng, zoom);
+            let mut places = order(found, &terms, other_script, false, lat, lng, zoom);
             if places.is_empty() && !budget.expired() {
                 let mut readings = forgiving_readings(&terms);
                 readings.extend(typo_reading(&tx, &terms, &visible)?);
@@ -310,7 +311,7 @@ impl SearchIndex {
                         break;
                     }
                     let found = candidates(&tx, cache, &reading, lat, lng, &visible, budget)?;
-                    places = order(found, &reading, true, lat, lng, zoom);
+                    places = order(found, &reading, other_script, true, lat, lng, zoom);
                     if !places.is_empty() {
                         break;
                     }
@@ -506,24 +507,37 @@ impl NewPlace {
         normalize_into(&mut text, name);
         let mut alias_range = (0, 0);
         if !aliases.is_empty() {
-            let mut seen: Vec<String> = vec![
-                text[name_end..]
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ];
-            let mut normalized = String::new();
+            let own = text[name_end..]
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            // Each spelling once, marked when it only came from another script: one that
+            // also has a Latin original is a Latin alias.
+            let mut kept: Vec<(String, bool)> = Vec::new();
             for alias in aliases.split('|') {
+                let (other, alias) = match alias.strip_prefix(OTHER_SCRIPT_MARK) {
+                    Some(folded) => (true, folded),
+                    None => (in_other_script(alias), alias),
+                };
                 let words = normalize(alias).replace('"', "");
                 let words = words.split_whitespace().collect::<Vec<_>>().join(" ");
-                if words.is_empty() || seen.contains(&words) {
+                if words.is_empty() || words == own {
                     continue;
                 }
+                match kept.iter_mut().find(|(w, _)| *w == words) {
+                    Some(seen) => seen.1 &= other,
+                    None => kept.push((words, other)),
+                }
+            }
+            let mut normalized = String::new();
+            for (words, other) in &kept {
                 if !normalized.is_empty() {
                     normalized.push('|');
                 }
-                normalized.push_str(&words);
-                seen.push(words);
+                if *other {
+                    normalized.push(OTHER_SCRIPT_MARK);
+                }
+                normalized.push_str(words);
             }
             if !normalized.is_empty() {
                 text.push(' ');
