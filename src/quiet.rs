@@ -144,9 +144,15 @@ mod tests {
             "{} of {filled} bytes",
             index.reader_cache_bytes()
         );
-        // The next search still answers, reading its pages again, and is released again.
+        // The next search answers the same, reading its pages again and walking the sampled
+        // chunk directories the release kept, and is released again.
+        assert!(index.directories_sampled());
+        let before = index.search("street 4", 10.0, 10.0).unwrap();
         search(&index);
         assert!(!released(&index));
+        index.restore_directories().unwrap();
+        assert!(!index.directories_sampled());
+        assert_eq!(index.search("street 4", 10.0, 10.0).unwrap(), before);
         wait_for_release(&index).await;
         assert!(released(&index));
     }

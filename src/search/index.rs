@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,7 +29,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use super::admission::Admission;
-use super::nearest::{Budget, candidates};
+use super::nearest::{Budget, Directory, candidates, read_directory};
 use super::normalize::{OTHER_SCRIPT_MARK, in_other_script, normalize, normalize_into};
 use super::query::{Term, forgiving_readings, one_edit_away, parse};
 use super::rank::{importance_of_kind, order};
@@ -91,7 +92,9 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Chunk directories by chunk id. A chunk never changes once written and ids are never
     /// reused, so an entry stays right for every snapshot that still has the chunk.
-    directories: Mutex<HashMap<i64, Arc<[u32]>>>,
+    directories: Mutex<HashMap<i64, Arc<Directory>>>,
+    /// Whether `directories` were sampled by [`SearchIndex::release_read_memory`].
+    sampled_directories: AtomicBool,
     /// Which imports searches show.
     visible: Visible,
     /// How many searches run at once (used by the HTTP handler).
@@ -168,6 +171,7 @@ impl SearchIndex {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 directories: Mutex::new(HashMap::new()),
+                sampled_directories: AtomicBool::new(false),
                 visible: Visible::All,
                 admission: Admission::for_this_machine(),
                 budget: SEARCH_BUDGET,
@@ -234,16 +238,57 @@ impl SearchIndex {
     }
 
     /// Empties what reads keep for the next read: the idle connections' page caches (up to
-    /// 2 MB each) and the chunk directories (4 bytes a place). Worth keeping while a user
-    /// types, not while the grain sits idle; the next search reads them again. Called once
-    /// requests stop (`crate::quiet`).
+    /// 2 MB each), and all but every 16th key of the chunk directories (4 bytes a place). Worth
+    /// keeping while a user types, not while the grain sits idle; the next search reads its
+    /// pages again and walks the sampled directories (reading the full ones first cost it
+    /// 3–5 ms at 1,200,000 places, docs/search.md), and then they are read again
+    /// ([`SearchIndex::restore_directories`]). Called once requests stop (`crate::quiet`).
     pub fn release_read_memory(&self) {
-        *lock(&self.inner.directories) = HashMap::new();
+        {
+            let mut directories = lock(&self.inner.directories);
+            for directory in directories.values_mut() {
+                if !directory.is_sampled() {
+                    *directory = Arc::new(directory.sampled());
+                }
+            }
+            self.inner
+                .sampled_directories
+                .store(!directories.is_empty(), Ordering::Release);
+        }
         for conn in lock(&self.inner.readers).iter() {
             if let Err(e) = conn.release_memory() {
                 tracing::debug!("could not release a search reader's cache: {e}");
             }
         }
+    }
+
+    /// Whether the chunk directories are the sampled ones a quiet second left: then
+    /// [`SearchIndex::restore_directories`] is worth calling once a search has answered.
+    pub fn directories_sampled(&self) -> bool {
+        self.inner.sampled_directories.load(Ordering::Acquire)
+    }
+
+    /// Reads the full directories of the chunks whose directory was sampled when the grain
+    /// went quiet: the searches that follow walk exact id ranges again. Run after a search
+    /// has answered, not before it, so that the first search after a pause does not wait
+    /// for it.
+    pub fn restore_directories(&self) -> Result<()> {
+        if !self.inner.sampled_directories.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let sampled: Vec<i64> = lock(&self.inner.directories)
+            .iter()
+            .filter(|(_, d)| d.is_sampled())
+            .map(|(id, _)| *id)
+            .collect();
+        self.with_reader(|conn| {
+            for id in sampled {
+                if let Some(full) = read_directory(conn, id)? {
+                    lock(&self.inner.directories).insert(id, Arc::new(full));
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Bytes the idle read connections hold in their page caches (for tests: rusqlite
@@ -727,7 +772,7 @@ fn write_import(
     tile_id: &TileId,
     chunks: Receiver<Message>,
     give_back: SyncSender<Vec<NewPlace>>,
-) -> Result<Vec<(i64, Arc<[u32]>)>> {
+) -> Result<Vec<(i64, Arc<Directory>)>> {
     let tx = conn.transaction()?;
     let mut import = ImportWriter::begin(&tx, tile_id.as_str())?;
     let mut directories = Vec::new();
@@ -735,7 +780,10 @@ fn write_import(
         match message {
             Message::Chunk(mut places) => {
                 let id = import.write_chunk(&tx, &places)?;
-                directories.push((id, places.iter().map(|p| p.key).collect()));
+                directories.push((
+                    id,
+                    Arc::new(Directory::from_keys(places.iter().map(|p| p.key))),
+                ));
                 places.clear();
                 // Full only when the reader has not taken back the previous one: it has
                 // finished, so this vector is simply dropped.
@@ -1063,6 +1111,35 @@ mod tests {
             (-89.9, 179.9),
             (45.0, 5.0),
         ];
+        // Exact with the full directories, with the sampled ones a quiet second leaves, and
+        // with the full ones read again.
+        for round in ["full", "sampled", "restored"] {
+            match round {
+                "sampled" => {
+                    index.release_read_memory();
+                    assert!(index.directories_sampled());
+                }
+                "restored" => {
+                    index.restore_directories().unwrap();
+                    assert!(!index.directories_sampled());
+                    assert!(
+                        lock(&index.inner.directories)
+                            .values()
+                            .all(|d| !d.is_sampled())
+                    );
+                }
+                _ => {}
+            }
+            the_walk_is_exact(&index, &rows, &points, round);
+        }
+    }
+
+    fn the_walk_is_exact(
+        index: &SearchIndex,
+        rows: &[(String, f64, f64)],
+        points: &[(f64, f64)],
+        round: &str,
+    ) {
         for q in [
             "sa",
             "ro te",
@@ -1076,12 +1153,16 @@ mod tests {
             "stra199",
             "stra7 mon",
         ] {
-            for (lat, lng) in points {
-                let got: Vec<(f64, String)> = nearest(&index, q, lat, lng)
+            for &(lat, lng) in points {
+                let got: Vec<(f64, String)> = nearest(index, q, lat, lng)
                     .into_iter()
                     .map(|p| ((p.lat - lat).powi(2) + (p.lng - lng).powi(2), p.title))
                     .collect();
-                assert_eq!(got, brute_force(&rows, q, lat, lng), "{q:?} at {lat},{lng}");
+                assert_eq!(
+                    got,
+                    brute_force(rows, q, lat, lng),
+                    "{q:?} at {lat},{lng}, {round} directories"
+                );
             }
         }
     }
@@ -1095,7 +1176,7 @@ mod tests {
             let cell = interleave(x >> shift, y >> shift);
             assert_eq!((key as u64 >> (2 * shift)) as u32, cell);
             assert_eq!(
-                super::super::nearest::cell_range(&[key], level, cell),
+                Directory::from_keys([key].into_iter()).range(level, cell),
                 (0, 1)
             );
         }
