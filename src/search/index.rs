@@ -1168,6 +1168,43 @@ mod tests {
     }
 
     #[test]
+    fn a_walk_over_many_matches_of_few_titles_stops_at_its_match_limit() {
+        // 8,000 places named alike within a degree of (0, 0), across eight 1,024-row chunks,
+        // and one other name far away: past the limit (3,000 matches in unit tests) the walk
+        // answers with the nearest of what it read instead of reading every match.
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut csv = String::from("name,lat,lng\nSansansan Road,50,50\n");
+        let mut nearest_street = f64::MAX;
+        for _ in 0..8_000 {
+            let (lat, lng) = (
+                rng.random::<f64>() * 2.0 - 1.0,
+                rng.random::<f64>() * 2.0 - 1.0,
+            );
+            nearest_street = nearest_street.min(lat * lat + lng * lng);
+            csv.push_str(&format!("Sansansan Street,{lat},{lng}\n"));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
+        index
+            .import_region(
+                &TileId::parse("r").unwrap(),
+                &mut csv.as_bytes(),
+                &mut |_| {},
+            )
+            .unwrap();
+        let found = nearest(&index, "sansansan", 0.0, 0.0);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].title, "Sansansan Street");
+        assert_eq!(found[0].lat.powi(2) + found[0].lng.powi(2), nearest_street);
+        // Near the other name, both are found: the street's nearest places come first.
+        let titles: Vec<String> = nearest(&index, "sansansan", 50.0, 50.0)
+            .into_iter()
+            .map(|p| p.title)
+            .collect();
+        assert_eq!(titles, ["Sansansan Road", "Sansansan Street"]);
+    }
+
+    #[test]
     fn grid_keys_nest_so_a_cell_is_one_range() {
         let key = grid_key(48.85, 2.35);
         let (x, y) = (grid(2.35 + 180.0), grid(48.85 + 90.0));
