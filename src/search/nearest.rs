@@ -367,10 +367,11 @@ const MATCHES_PER_READ: usize = 64;
 const NEW_TITLES_PER_READ: usize = 8;
 /// Fewer matches than this in all are simply all read, without walking the grid.
 const FEW_MATCHES: usize = 2000;
-/// Matches the walk reads at most before it answers with the nearest titles among them,
-/// even with fewer than [`MAX_RESULTS`] titles: when the matches repeat a few names (a
-/// region's 900,000 "Sansansan Street"), proving that no other title lies farther away meant
-/// reading every one of them, 200–280 ms, the whole budget (docs/search.md).
+/// Matches (after the check of a cut prefix) the walk reads at most before it answers with
+/// the nearest titles among them, even with fewer than [`MAX_RESULTS`] titles: when the
+/// matches repeat a few names (a region's 900,000 "Sansansan Street"), proving that no
+/// other title lies farther away meant reading every one of them, 200–280 ms, the whole
+/// budget (docs/search.md).
 const MAX_WALK_MATCHES: usize = if cfg!(test) { 3_000 } else { 10_000 };
 
 fn make_cell(chunks: &[ChunkInfo], level: u32, x: u32, y: u32, lat: f64, lng: f64) -> Cell {
@@ -534,7 +535,7 @@ fn walk(
             continue;
         }
         if last_result_distance(&best).is_some_and(|d| d < cell.min_distance)
-            || found >= MAX_WALK_MATCHES
+            || candidates.len() >= MAX_WALK_MATCHES
             || budget.expired()
         {
             break;
