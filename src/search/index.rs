@@ -1168,7 +1168,7 @@ mod tests {
     }
 
     #[test]
-    fn a_walk_over_many_matches_of_few_titles_stops_at_its_match_limit() {
+    fn a_walk_over_many_matches_of_few_titles_stops_at_its_match_limit_and_whole_names_are_read() {
         // 8,000 places named alike within a degree of (0, 0), across eight 1,024-row chunks,
         // and one other name far away: past the limit (3,000 matches in unit tests) the walk
         // answers with the nearest of what it read instead of reading every match.
@@ -1192,16 +1192,34 @@ mod tests {
                 &mut |_| {},
             )
             .unwrap();
+        // Another import whose places have the query as a whole word only a few times: they
+        // are read whatever the walk left out.
+        let towns = "name,lat,lng\n\"Sansansan, Elsewhere\",-40,100\nSansansanville,-41,100\n";
+        index
+            .import_region(
+                &TileId::parse("towns").unwrap(),
+                &mut towns.as_bytes(),
+                &mut |_| {},
+            )
+            .unwrap();
         let found = nearest(&index, "sansansan", 0.0, 0.0);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].title, "Sansansan Street");
+        let titles: Vec<&str> = found.iter().map(|p| p.title.as_str()).collect();
+        assert_eq!(titles, ["Sansansan Street", "Sansansan, Elsewhere"]);
         assert_eq!(found[0].lat.powi(2) + found[0].lng.powi(2), nearest_street);
-        // Near the other name, both are found: the street's nearest places come first.
+        // Near the other name, all are found: the street's nearest places come first.
         let titles: Vec<String> = nearest(&index, "sansansan", 50.0, 50.0)
             .into_iter()
             .map(|p| p.title)
             .collect();
-        assert_eq!(titles, ["Sansansan Road", "Sansansan Street"]);
+        assert_eq!(
+            titles,
+            [
+                "Sansansan Road",
+                "Sansansan Street",
+                "Sansansan, Elsewhere",
+                "Sansansanville"
+            ]
+        );
     }
 
     #[test]

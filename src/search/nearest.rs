@@ -19,7 +19,7 @@ use super::normalize::normalize;
 use super::query::{Term, fts_filter, matches_terms};
 use super::rank::Found;
 use crate::db::number;
-use crate::error::Result;
+use crate::error::{AppError, Result};
 
 /// Important matches read at most, most important first: enough for every country, state
 /// and big city a word can start.
@@ -475,8 +475,27 @@ pub fn candidates(
         }
         tracing::debug!("a search ran out of time while walking; answering with what it found");
     }
+    // Stopped at its bound, the walk may have left out a place whose name is the query
+    // beyond the matches it read (docs/search.md): read the whole-word matches of the imports
+    // that have few of them.
+    let mut whole_words = Vec::new();
+    if candidates.len() >= MAX_WALK_MATCHES && !budget.expired() {
+        let read = read_whole_word_matches(conn, &imports, terms, lat, lng, &mut whole_words);
+        if let Err(e) = read
+            && !budget.expired()
+        {
+            return Err(e);
+        }
+    }
     let mut nearest = nearest_per_title(candidates);
     nearest.truncate(MAX_RESULTS);
+    whole_words.retain(|c| {
+        !nearest.iter().any(|n| {
+            n.found.title == c.found.title
+                && n.found.lat == c.found.lat
+                && n.found.lng == c.found.lng
+        })
+    });
 
     important.sort_by(|a, b| {
         let importance = |c: &Candidate| c.found.importance.unwrap_or(0.0);
@@ -486,8 +505,50 @@ pub fn candidates(
     Ok(nearest
         .into_iter()
         .chain(important)
+        .chain(whole_words)
         .map(|c| c.found)
         .collect())
+}
+
+/// Reads, from each import where the query's words taken as whole words match fewer than
+/// [`FEW_MATCHES`] places, all of those places ("street" in the base map: Street, United
+/// Kingdom, where a region has 900,000 "… Street").
+fn read_whole_word_matches(
+    conn: &Connection,
+    imports: &[ImportInfo],
+    terms: &[Term],
+    lat: f64,
+    lng: f64,
+    out: &mut Vec<Candidate>,
+) -> Result<()> {
+    let whole: Vec<Term> = terms
+        .iter()
+        .map(|t| match t {
+            Term::Prefix(w) => Term::Phrase(w.clone()),
+            other => other.clone(),
+        })
+        .collect();
+    // Without prefixes, no word list is needed.
+    let Some((expression, check)) = fts_filter(&whole, |_| Ok::<_, AppError>(None))? else {
+        return Ok(());
+    };
+    for import in imports {
+        let filter = [Some((expression.clone(), check))];
+        if few_matches(conn, std::slice::from_ref(import), &filter)? {
+            read_matches(
+                conn,
+                import,
+                &whole,
+                (&expression, check),
+                i64::MIN,
+                i64::MAX,
+                lat,
+                lng,
+                out,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The best-first walk: reads matches cell by cell, nearest cell first, into `candidates`,
