@@ -2,16 +2,18 @@
 //! normalisation (`desert_atlas::search::normalize`): "Al Mukallā" and "Al Mukalla" are one
 //! alias, "Москва" is "moskva". An alias that folds to the place's name or to an alias
 //! already kept is dropped, so the package carries each searchable spelling once. The server
-//! normalises the aliases again at import, which leaves folded ones as they are. Used by
-//! `scripts/build-base-map` on the CSV that tools/basemap/build.mjs writes; the output is the
-//! base map's places file (`desert_atlas::basemap::places`: by columns, which xz packs best).
+//! normalises the aliases again at import, which leaves folded ones as they are. A spelling
+//! that comes only from another script is marked (`~rome`, Lomé's ロメ): it answers only
+//! queries typed in another script (docs/search.md). Used by `scripts/build-base-map` on the
+//! CSV that tools/basemap/build.mjs writes; the output is the base map's places file
+//! (`desert_atlas::basemap::places`: by columns, which xz packs best).
 //!
 //! Usage: fold_aliases IN.csv OUT.columns
 
 use std::path::PathBuf;
 
 use desert_atlas::basemap::places::{self, Place};
-use desert_atlas::search::normalize::normalize;
+use desert_atlas::search::normalize::{OTHER_SCRIPT_MARK, in_other_script, normalize};
 
 /// The words of `text` as the server matches them, one space apart.
 fn fold(text: &str) -> String {
@@ -53,25 +55,41 @@ fn main() -> Result<(), String> {
     for record in reader.records() {
         let record = record.map_err(|e| e.to_string())?;
         let (name, aliases) = (&record[0], &record[4]);
-        let mut seen = vec![fold(name.split(',').next().unwrap_or(name))];
-        let mut folded = Vec::new();
+        let own = fold(name.split(',').next().unwrap_or(name));
+        // Each folded spelling once, and whether it came only from another script.
+        let mut folded: Vec<(String, bool)> = Vec::new();
         for alias in aliases.split('|').filter(|a| !a.is_empty()) {
             given += 1;
             let words = fold(alias);
-            if !words.is_empty() && !seen.contains(&words) {
-                folded.push(words.clone());
-                seen.push(words);
+            let other = in_other_script(alias);
+            if words.is_empty() || words == own {
+                continue;
+            }
+            match folded.iter_mut().find(|(w, _)| *w == words) {
+                Some(seen) => seen.1 &= other,
+                None => folded.push((words, other)),
             }
         }
         rows += 1;
         kept += folded.len() as u64;
         with_aliases += u64::from(!folded.is_empty());
+        let aliases = folded
+            .iter()
+            .map(|(words, other)| {
+                if *other {
+                    format!("{OTHER_SCRIPT_MARK}{words}")
+                } else {
+                    words.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("|");
         places.push(Place {
             name: record[0].to_string(),
             lat_milli: thousandths(&record[1])?,
             lng_milli: thousandths(&record[2])?,
             importance: record[3].to_string(),
-            aliases: folded.join("|"),
+            aliases,
         });
     }
     let mut out = std::io::BufWriter::new(

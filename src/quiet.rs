@@ -2,10 +2,12 @@
 //!
 //! A grain is used in bursts (someone pans the map, types a search) and then sits idle in a
 //! browser tab. What a burst leaves behind is worth keeping while it goes on, not after: the
-//! search readers' page caches and chunk directories, and the heap's free memory (glibc
+//! search readers' page caches and full chunk directories, and the heap's free memory (glibc
 //! keeps what was freed for the next allocation). So after [`QUIET`] without a request, they
-//! are released (docs/performance.md: idle memory). Counting a request costs one atomic
-//! increment; the waiting side only wakes while requests come.
+//! are released (docs/performance.md: idle memory); of the directories, a sample of every
+//! 16th key stays, so that the first search after the pause need not read them all again
+//! (docs/search.md). Counting a request costs one atomic increment; the waiting side only
+//! wakes while requests come.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -144,9 +146,15 @@ mod tests {
             "{} of {filled} bytes",
             index.reader_cache_bytes()
         );
-        // The next search still answers, reading its pages again, and is released again.
+        // The next search answers the same, reading its pages again and walking the sampled
+        // chunk directories the release kept, and is released again.
+        assert!(index.directories_sampled());
+        let before = index.search("street 4", 10.0, 10.0).unwrap();
         search(&index);
         assert!(!released(&index));
+        index.restore_directories().unwrap();
+        assert!(!index.directories_sampled());
+        assert_eq!(index.search("street 4", 10.0, 10.0).unwrap(), before);
         wait_for_release(&index).await;
         assert!(released(&index));
     }

@@ -65,6 +65,16 @@ pub async fn search(
     let _slot = state.search.admission().enter().await?;
     let search = state.search.clone();
     let places = blocking(move || search.search_at(&query, lat, lng, zoom)).await?;
+    if state.search.directories_sampled() {
+        // The first search after a quiet second walked the sampled directories; the next
+        // ones walk the full ones again, read meanwhile.
+        let search = state.search.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = search.restore_directories() {
+                tracing::debug!("could not read the search directories again: {e}");
+            }
+        });
+    }
     Ok(Json(places))
 }
 

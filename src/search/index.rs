@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,8 +29,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use super::admission::Admission;
-use super::nearest::{Budget, candidates};
-use super::normalize::{normalize, normalize_into};
+use super::nearest::{Budget, Directory, candidates, read_directory};
+use super::normalize::{OTHER_SCRIPT_MARK, in_other_script, normalize, normalize_into};
 use super::query::{Term, forgiving_readings, one_edit_away, parse};
 use super::rank::{importance_of_kind, order};
 use super::visible::Visible;
@@ -91,7 +92,9 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Chunk directories by chunk id. A chunk never changes once written and ids are never
     /// reused, so an entry stays right for every snapshot that still has the chunk.
-    directories: Mutex<HashMap<i64, Arc<[u32]>>>,
+    directories: Mutex<HashMap<i64, Arc<Directory>>>,
+    /// Whether `directories` were sampled by [`SearchIndex::release_read_memory`].
+    sampled_directories: AtomicBool,
     /// Which imports searches show.
     visible: Visible,
     /// How many searches run at once (used by the HTTP handler).
@@ -168,6 +171,7 @@ impl SearchIndex {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 directories: Mutex::new(HashMap::new()),
+                sampled_directories: AtomicBool::new(false),
                 visible: Visible::All,
                 admission: Admission::for_this_machine(),
                 budget: SEARCH_BUDGET,
@@ -234,16 +238,57 @@ impl SearchIndex {
     }
 
     /// Empties what reads keep for the next read: the idle connections' page caches (up to
-    /// 2 MB each) and the chunk directories (4 bytes a place). Worth keeping while a user
-    /// types, not while the grain sits idle; the next search reads them again. Called once
-    /// requests stop (`crate::quiet`).
+    /// 2 MB each), and all but every 16th key of the chunk directories (4 bytes a place). Worth
+    /// keeping while a user types, not while the grain sits idle; the next search reads its
+    /// pages again and walks the sampled directories (reading the full ones first cost it
+    /// 3–5 ms at 1,200,000 places, docs/search.md), and then they are read again
+    /// ([`SearchIndex::restore_directories`]). Called once requests stop (`crate::quiet`).
     pub fn release_read_memory(&self) {
-        *lock(&self.inner.directories) = HashMap::new();
+        {
+            let mut directories = lock(&self.inner.directories);
+            for directory in directories.values_mut() {
+                if !directory.is_sampled() {
+                    *directory = Arc::new(directory.sampled());
+                }
+            }
+            self.inner
+                .sampled_directories
+                .store(!directories.is_empty(), Ordering::Release);
+        }
         for conn in lock(&self.inner.readers).iter() {
             if let Err(e) = conn.release_memory() {
                 tracing::debug!("could not release a search reader's cache: {e}");
             }
         }
+    }
+
+    /// Whether the chunk directories are the sampled ones a quiet second left: then
+    /// [`SearchIndex::restore_directories`] is worth calling once a search has answered.
+    pub fn directories_sampled(&self) -> bool {
+        self.inner.sampled_directories.load(Ordering::Acquire)
+    }
+
+    /// Reads the full directories of the chunks whose directory was sampled when the grain
+    /// went quiet: the searches that follow walk exact id ranges again. Run after a search
+    /// has answered, not before it, so that the first search after a pause does not wait
+    /// for it.
+    pub fn restore_directories(&self) -> Result<()> {
+        if !self.inner.sampled_directories.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let sampled: Vec<i64> = lock(&self.inner.directories)
+            .iter()
+            .filter(|(_, d)| d.is_sampled())
+            .map(|(id, _)| *id)
+            .collect();
+        self.with_reader(|conn| {
+            for id in sampled {
+                if let Some(full) = read_directory(conn, id)? {
+                    lock(&self.inner.directories).insert(id, Arc::new(full));
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Bytes the idle read connections hold in their page caches (for tests: rusqlite
@@ -291,6 +336,7 @@ impl SearchIndex {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
+        let other_script = in_other_script(query);
         let shown = self.inner.visible.current();
         let visible = |tile_id: &str| shown.shows(tile_id);
         let budget = Budget {
@@ -301,7 +347,7 @@ impl SearchIndex {
             // One snapshot for every statement: an import may commit meanwhile.
             let tx = conn.unchecked_transaction()?;
             let found = candidates(&tx, cache, &terms, lat, lng, &visible, budget)?;
-            let mut places = order(found, &terms, false, lat, lng, zoom);
+            let mut places = order(found, &terms, other_script, false, lat, lng, zoom);
             if places.is_empty() && !budget.expired() {
                 let mut readings = forgiving_readings(&terms);
                 readings.extend(typo_reading(&tx, &terms, &visible)?);
@@ -310,7 +356,7 @@ impl SearchIndex {
                         break;
                     }
                     let found = candidates(&tx, cache, &reading, lat, lng, &visible, budget)?;
-                    places = order(found, &reading, true, lat, lng, zoom);
+                    places = order(found, &reading, other_script, true, lat, lng, zoom);
                     if !places.is_empty() {
                         break;
                     }
@@ -506,24 +552,37 @@ impl NewPlace {
         normalize_into(&mut text, name);
         let mut alias_range = (0, 0);
         if !aliases.is_empty() {
-            let mut seen: Vec<String> = vec![
-                text[name_end..]
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ];
-            let mut normalized = String::new();
+            let own = text[name_end..]
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            // Each spelling once, marked when it only came from another script: one that
+            // also has a Latin original is a Latin alias.
+            let mut kept: Vec<(String, bool)> = Vec::new();
             for alias in aliases.split('|') {
+                let (other, alias) = match alias.strip_prefix(OTHER_SCRIPT_MARK) {
+                    Some(folded) => (true, folded),
+                    None => (in_other_script(alias), alias),
+                };
                 let words = normalize(alias).replace('"', "");
                 let words = words.split_whitespace().collect::<Vec<_>>().join(" ");
-                if words.is_empty() || seen.contains(&words) {
+                if words.is_empty() || words == own {
                     continue;
                 }
+                match kept.iter_mut().find(|(w, _)| *w == words) {
+                    Some(seen) => seen.1 &= other,
+                    None => kept.push((words, other)),
+                }
+            }
+            let mut normalized = String::new();
+            for (words, other) in &kept {
                 if !normalized.is_empty() {
                     normalized.push('|');
                 }
-                normalized.push_str(&words);
-                seen.push(words);
+                if *other {
+                    normalized.push(OTHER_SCRIPT_MARK);
+                }
+                normalized.push_str(words);
             }
             if !normalized.is_empty() {
                 text.push(' ');
@@ -713,7 +772,7 @@ fn write_import(
     tile_id: &TileId,
     chunks: Receiver<Message>,
     give_back: SyncSender<Vec<NewPlace>>,
-) -> Result<Vec<(i64, Arc<[u32]>)>> {
+) -> Result<Vec<(i64, Arc<Directory>)>> {
     let tx = conn.transaction()?;
     let mut import = ImportWriter::begin(&tx, tile_id.as_str())?;
     let mut directories = Vec::new();
@@ -721,7 +780,10 @@ fn write_import(
         match message {
             Message::Chunk(mut places) => {
                 let id = import.write_chunk(&tx, &places)?;
-                directories.push((id, places.iter().map(|p| p.key).collect()));
+                directories.push((
+                    id,
+                    Arc::new(Directory::from_keys(places.iter().map(|p| p.key))),
+                ));
                 places.clear();
                 // Full only when the reader has not taken back the previous one: it has
                 // finished, so this vector is simply dropped.
@@ -1049,6 +1111,35 @@ mod tests {
             (-89.9, 179.9),
             (45.0, 5.0),
         ];
+        // Exact with the full directories, with the sampled ones a quiet second leaves, and
+        // with the full ones read again.
+        for round in ["full", "sampled", "restored"] {
+            match round {
+                "sampled" => {
+                    index.release_read_memory();
+                    assert!(index.directories_sampled());
+                }
+                "restored" => {
+                    index.restore_directories().unwrap();
+                    assert!(!index.directories_sampled());
+                    assert!(
+                        lock(&index.inner.directories)
+                            .values()
+                            .all(|d| !d.is_sampled())
+                    );
+                }
+                _ => {}
+            }
+            the_walk_is_exact(&index, &rows, &points, round);
+        }
+    }
+
+    fn the_walk_is_exact(
+        index: &SearchIndex,
+        rows: &[(String, f64, f64)],
+        points: &[(f64, f64)],
+        round: &str,
+    ) {
         for q in [
             "sa",
             "ro te",
@@ -1062,14 +1153,73 @@ mod tests {
             "stra199",
             "stra7 mon",
         ] {
-            for (lat, lng) in points {
-                let got: Vec<(f64, String)> = nearest(&index, q, lat, lng)
+            for &(lat, lng) in points {
+                let got: Vec<(f64, String)> = nearest(index, q, lat, lng)
                     .into_iter()
                     .map(|p| ((p.lat - lat).powi(2) + (p.lng - lng).powi(2), p.title))
                     .collect();
-                assert_eq!(got, brute_force(&rows, q, lat, lng), "{q:?} at {lat},{lng}");
+                assert_eq!(
+                    got,
+                    brute_force(rows, q, lat, lng),
+                    "{q:?} at {lat},{lng}, {round} directories"
+                );
             }
         }
+    }
+
+    #[test]
+    fn a_walk_over_many_matches_of_few_titles_stops_at_its_match_limit_and_whole_names_are_read() {
+        // 8,000 places named alike within a degree of (0, 0), across eight 1,024-row chunks,
+        // and one other name far away: past the limit (3,000 matches in unit tests) the walk
+        // answers with the nearest of what it read instead of reading every match.
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut csv = String::from("name,lat,lng\nSansansan Road,50,50\n");
+        let mut nearest_street = f64::MAX;
+        for _ in 0..8_000 {
+            let (lat, lng) = (
+                rng.random::<f64>() * 2.0 - 1.0,
+                rng.random::<f64>() * 2.0 - 1.0,
+            );
+            nearest_street = nearest_street.min(lat * lat + lng * lng);
+            csv.push_str(&format!("Sansansan Street,{lat},{lng}\n"));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(&dir.path().join("search.db")).unwrap();
+        index
+            .import_region(
+                &TileId::parse("r").unwrap(),
+                &mut csv.as_bytes(),
+                &mut |_| {},
+            )
+            .unwrap();
+        // Another import whose places have the query as a whole word only a few times: they
+        // are read whatever the walk left out.
+        let towns = "name,lat,lng\n\"Sansansan, Elsewhere\",-40,100\nSansansanville,-41,100\n";
+        index
+            .import_region(
+                &TileId::parse("towns").unwrap(),
+                &mut towns.as_bytes(),
+                &mut |_| {},
+            )
+            .unwrap();
+        let found = nearest(&index, "sansansan", 0.0, 0.0);
+        let titles: Vec<&str> = found.iter().map(|p| p.title.as_str()).collect();
+        assert_eq!(titles, ["Sansansan Street", "Sansansan, Elsewhere"]);
+        assert_eq!(found[0].lat.powi(2) + found[0].lng.powi(2), nearest_street);
+        // Near the other name, all are found: the street's nearest places come first.
+        let titles: Vec<String> = nearest(&index, "sansansan", 50.0, 50.0)
+            .into_iter()
+            .map(|p| p.title)
+            .collect();
+        assert_eq!(
+            titles,
+            [
+                "Sansansan Road",
+                "Sansansan Street",
+                "Sansansan, Elsewhere",
+                "Sansansanville"
+            ]
+        );
     }
 
     #[test]
@@ -1081,7 +1231,7 @@ mod tests {
             let cell = interleave(x >> shift, y >> shift);
             assert_eq!((key as u64 >> (2 * shift)) as u32, cell);
             assert_eq!(
-                super::super::nearest::cell_range(&[key], level, cell),
+                Directory::from_keys([key].into_iter()).range(level, cell),
                 (0, 1)
             );
         }

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::MAX_RESULTS;
 use super::index::{GRID_BITS, IMPORTANT_MARK, ROWID_SHIFT, interleave, lock};
@@ -19,7 +19,7 @@ use super::normalize::normalize;
 use super::query::{Term, fts_filter, matches_terms};
 use super::rank::Found;
 use crate::db::number;
-use crate::error::Result;
+use crate::error::{AppError, Result};
 
 /// Important matches read at most, most important first: enough for every country, state
 /// and big city a word can start.
@@ -56,13 +56,13 @@ struct ImportInfo {
 struct ChunkInfo {
     id: i64,
     import: usize,
-    cells: Arc<[u32]>,
+    directory: Arc<Directory>,
 }
 
 /// The imports `visible` accepts (by tile id), and their chunks.
 fn load_chunks(
     conn: &Connection,
-    cache: &Mutex<HashMap<i64, Arc<[u32]>>>,
+    cache: &Mutex<HashMap<i64, Arc<Directory>>>,
     visible: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<ImportInfo>, Vec<ChunkInfo>)> {
     let mut imports = Vec::new();
@@ -100,20 +100,22 @@ fn load_chunks(
             continue;
         };
         let cached = lock(cache).get(&id).cloned();
-        let cells = match cached {
-            Some(cells) => cells,
+        let directory = match cached {
+            Some(directory) => directory,
             None => {
-                let blob: Vec<u8> =
-                    conn.query_row("SELECT cells FROM chunk WHERE id = ?1", [id], |r| r.get(0))?;
-                let cells: Arc<[u32]> = blob
-                    .chunks_exact(4)
-                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
-                lock(cache).insert(id, cells.clone());
-                cells
+                let Some(directory) = read_directory(conn, id)? else {
+                    continue;
+                };
+                let directory = Arc::new(directory);
+                lock(cache).insert(id, directory.clone());
+                directory
             }
         };
-        chunks.push(ChunkInfo { id, import, cells });
+        chunks.push(ChunkInfo {
+            id,
+            import,
+            directory,
+        });
     }
     let mut cache = lock(cache);
     if cache.len() > all_chunks {
@@ -122,14 +124,87 @@ fn load_chunks(
     Ok((imports, chunks))
 }
 
-/// The positions in a sorted key list of the keys in the cell `cell` at `level` bits per axis.
-pub(super) fn cell_range(cells: &[u32], level: u32, cell: u32) -> (usize, usize) {
-    let shift = 2 * (GRID_BITS - level);
-    let lo = (cell as u64) << shift;
-    let hi = (cell as u64 + 1) << shift;
-    let start = cells.partition_point(|&k| (k as u64) < lo);
-    let end = start + cells[start..].partition_point(|&k| (k as u64) < hi);
-    (start, end)
+/// Every how many places a sampled chunk directory keeps the grid key. A cell's id range is
+/// then known to within this many places at each end, and the walk reads those few more
+/// (their matches are real matches, at their real distances, so what it finds stays exact).
+/// Sampled directories weigh a quarter of a byte a place: they stay while the grain is idle.
+pub(super) const DIRECTORY_STRIDE: usize = 16;
+
+/// A chunk's directory as searches keep it: the grid keys of its places (sorted), all of
+/// them, or every [`DIRECTORY_STRIDE`]th once the grain has been quiet (docs/search.md:
+/// reading them all again cost the first search after a quiet second 3–5 ms at 1,200,000
+/// places; the sampled ones cost a search about 1.5 ms more than the full ones).
+pub(super) struct Directory {
+    keys: Box<[u32]>,
+    /// 1 (every key) or [`DIRECTORY_STRIDE`].
+    stride: usize,
+    rows: usize,
+}
+
+impl Directory {
+    /// The full directory of a chunk whose places have the sorted grid keys `keys`.
+    pub(super) fn from_keys(keys: impl Iterator<Item = u32>) -> Directory {
+        let keys: Box<[u32]> = keys.collect();
+        Directory {
+            rows: keys.len(),
+            keys,
+            stride: 1,
+        }
+    }
+
+    /// The full directory from the `cells` column of `chunk`.
+    pub(super) fn from_blob(blob: &[u8]) -> Directory {
+        Directory::from_keys(
+            blob.chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        )
+    }
+
+    /// Every [`DIRECTORY_STRIDE`]th key of this one.
+    pub(super) fn sampled(&self) -> Directory {
+        Directory {
+            keys: self
+                .keys
+                .iter()
+                .copied()
+                .step_by(DIRECTORY_STRIDE / self.stride)
+                .collect(),
+            stride: DIRECTORY_STRIDE,
+            rows: self.rows,
+        }
+    }
+
+    pub(super) fn is_sampled(&self) -> bool {
+        self.stride > 1
+    }
+
+    /// Positions in the chunk that hold every place in the cell `cell` at `level` bits per
+    /// axis: exactly those of a full directory; with a sampled one, up to
+    /// [`DIRECTORY_STRIDE`] others at each end.
+    pub(super) fn range(&self, level: u32, cell: u32) -> (usize, usize) {
+        let shift = 2 * (GRID_BITS - level);
+        let lo = (cell as u64) << shift;
+        let hi = (cell as u64 + 1) << shift;
+        // Keys below `lo`: with every key, the cell's first place follows them; sampled,
+        // the places up to the last of them are all below the cell.
+        let below = self.keys.partition_point(|&k| (k as u64) < lo);
+        // Keys below `hi`: sampled, the next key and every place after it are past the cell.
+        let before_end = below + self.keys[below..].partition_point(|&k| (k as u64) < hi);
+        if self.stride == 1 {
+            return (below, before_end);
+        }
+        let start = below.saturating_sub(1) * self.stride;
+        let end = (before_end * self.stride).min(self.rows);
+        (start, end.max(start))
+    }
+}
+
+/// The full directory of chunk `id`, or `None` when the chunk is gone.
+pub(super) fn read_directory(conn: &Connection, id: i64) -> Result<Option<Directory>> {
+    let blob: Option<Vec<u8>> = conn
+        .query_row("SELECT cells FROM chunk WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?;
+    Ok(blob.map(|b| Directory::from_blob(&b)))
 }
 
 /// Reads the matches of `expression` in `words_<import>` with ids in `first..=last`; returns
@@ -286,15 +361,25 @@ impl Ord for Cell {
 /// finds about [`MATCHES_PER_READ`] matches instead of costing a query for nothing.
 const READ_CELL_ROWS: usize = 1024;
 const MATCHES_PER_READ: usize = 64;
+/// And when the matches repeat a few titles, bigger still: each read is to bring about this
+/// many new titles at the rate they came so far (900,000 matches of one name, spread over the
+/// world, took 300 reads of 64 matches, 20 chunks each: 170 ms).
+const NEW_TITLES_PER_READ: usize = 8;
 /// Fewer matches than this in all are simply all read, without walking the grid.
 const FEW_MATCHES: usize = 2000;
+/// Matches (after the check of a cut prefix) the walk reads at most before it answers with
+/// the nearest titles among them, even with fewer than [`MAX_RESULTS`] titles: when the
+/// matches repeat a few names (a region's 900,000 "Sansansan Street"), proving that no
+/// other title lies farther away meant reading every one of them, 200–280 ms, the whole
+/// budget (docs/search.md).
+const MAX_WALK_MATCHES: usize = if cfg!(test) { 3_000 } else { 10_000 };
 
 fn make_cell(chunks: &[ChunkInfo], level: u32, x: u32, y: u32, lat: f64, lng: f64) -> Cell {
     let key = interleave(x, y);
     let mut ranges = Vec::new();
     let mut rows = 0;
     for (i, chunk) in chunks.iter().enumerate() {
-        let (a, b) = cell_range(&chunk.cells, level, key);
+        let (a, b) = chunk.directory.range(level, key);
         if a < b {
             ranges.push((i, a, b));
             rows += b - a;
@@ -333,7 +418,7 @@ fn last_result_distance(best: &HashMap<String, f64>) -> Option<f64> {
 #[allow(clippy::too_many_arguments)]
 pub fn candidates(
     conn: &Connection,
-    cache: &Mutex<HashMap<i64, Arc<[u32]>>>,
+    cache: &Mutex<HashMap<i64, Arc<Directory>>>,
     terms: &[Term],
     lat: f64,
     lng: f64,
@@ -390,8 +475,27 @@ pub fn candidates(
         }
         tracing::debug!("a search ran out of time while walking; answering with what it found");
     }
+    // Stopped at its bound, the walk may have left out a place whose name is the query
+    // beyond the matches it read (docs/search.md): read the whole-word matches of the imports
+    // that have few of them.
+    let mut whole_words = Vec::new();
+    if candidates.len() >= MAX_WALK_MATCHES && !budget.expired() {
+        let read = read_whole_word_matches(conn, &imports, terms, lat, lng, &mut whole_words);
+        if let Err(e) = read
+            && !budget.expired()
+        {
+            return Err(e);
+        }
+    }
     let mut nearest = nearest_per_title(candidates);
     nearest.truncate(MAX_RESULTS);
+    whole_words.retain(|c| {
+        !nearest.iter().any(|n| {
+            n.found.title == c.found.title
+                && n.found.lat == c.found.lat
+                && n.found.lng == c.found.lng
+        })
+    });
 
     important.sort_by(|a, b| {
         let importance = |c: &Candidate| c.found.importance.unwrap_or(0.0);
@@ -401,8 +505,50 @@ pub fn candidates(
     Ok(nearest
         .into_iter()
         .chain(important)
+        .chain(whole_words)
         .map(|c| c.found)
         .collect())
+}
+
+/// Reads, from each import where the query's words taken as whole words match fewer than
+/// [`FEW_MATCHES`] places, all of those places ("street" in the base map: Street, United
+/// Kingdom, where a region has 900,000 "… Street").
+fn read_whole_word_matches(
+    conn: &Connection,
+    imports: &[ImportInfo],
+    terms: &[Term],
+    lat: f64,
+    lng: f64,
+    out: &mut Vec<Candidate>,
+) -> Result<()> {
+    let whole: Vec<Term> = terms
+        .iter()
+        .map(|t| match t {
+            Term::Prefix(w) => Term::Phrase(w.clone()),
+            other => other.clone(),
+        })
+        .collect();
+    // Without prefixes, no word list is needed.
+    let Some((expression, check)) = fts_filter(&whole, |_| Ok::<_, AppError>(None))? else {
+        return Ok(());
+    };
+    for import in imports {
+        let filter = [Some((expression.clone(), check))];
+        if few_matches(conn, std::slice::from_ref(import), &filter)? {
+            read_matches(
+                conn,
+                import,
+                &whole,
+                (&expression, check),
+                i64::MIN,
+                i64::MAX,
+                lat,
+                lng,
+                out,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The best-first walk: reads matches cell by cell, nearest cell first, into `candidates`,
@@ -449,13 +595,18 @@ fn walk(
         if cell.rows == 0 {
             continue;
         }
-        if last_result_distance(&best).is_some_and(|d| d < cell.min_distance) || budget.expired() {
+        if last_result_distance(&best).is_some_and(|d| d < cell.min_distance)
+            || candidates.len() >= MAX_WALK_MATCHES
+            || budget.expired()
+        {
             break;
         }
         let read_up_to = if rows_read == 0 {
             READ_CELL_ROWS
         } else {
-            READ_CELL_ROWS.max(rows_read * MATCHES_PER_READ / (found + 1))
+            READ_CELL_ROWS
+                .max(rows_read * MATCHES_PER_READ / (found + 1))
+                .max(rows_read * NEW_TITLES_PER_READ / (best.len() + 1))
         };
         if cell.rows > read_up_to && cell.level < GRID_BITS {
             for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
@@ -503,4 +654,65 @@ fn walk(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// The exact positions of the keys in a cell, from the full key list.
+    fn exact(keys: &[u32], level: u32, cell: u32) -> (usize, usize) {
+        let shift = 2 * (GRID_BITS - level);
+        let (lo, hi) = ((cell as u64) << shift, (cell as u64 + 1) << shift);
+        let start = keys.partition_point(|&k| (k as u64) < lo);
+        (
+            start,
+            start + keys[start..].partition_point(|&k| (k as u64) < hi),
+        )
+    }
+
+    #[test]
+    fn a_cells_range_is_exact_and_sampled_holds_all_its_places_and_at_most_a_stride_more() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for size in [0, 1, 15, 16, 17, 1000, 5000] {
+            // Clustered keys, with runs of one key, as dense places give.
+            let mut keys: Vec<u32> = (0..size)
+                .map(|i| {
+                    let base = if i % 3 == 0 {
+                        0x1234_5678
+                    } else {
+                        rng.next_u32()
+                    };
+                    base & !(rng.next_u32() % 64)
+                })
+                .collect();
+            keys.sort_unstable();
+            let full = Directory::from_keys(keys.iter().copied());
+            let directory = full.sampled();
+            for _ in 0..2000 {
+                let level = rng.next_u32() % (GRID_BITS + 1);
+                let probe = if keys.is_empty() || rng.next_u32() % 4 == 0 {
+                    rng.next_u32()
+                } else {
+                    keys[rng.next_u32() as usize % keys.len()]
+                };
+                let cell = ((probe as u64) >> (2 * (GRID_BITS - level))) as u32;
+                let (a, b) = exact(&keys, level, cell);
+                let (start, end) = directory.range(level, cell);
+                assert_eq!(full.range(level, cell), (a, b));
+                assert!(start <= end && end <= keys.len(), "{size} {level} {cell}");
+                if a < b {
+                    assert!(
+                        start <= a && b <= end,
+                        "{size} {level} {cell}: {a}..{b} in {start}..{end}"
+                    );
+                    assert!(a - start <= DIRECTORY_STRIDE && end - b <= DIRECTORY_STRIDE);
+                } else {
+                    assert!(end - start <= 2 * DIRECTORY_STRIDE);
+                }
+            }
+        }
+    }
 }

@@ -39,6 +39,32 @@ pub fn normalize_into(out: &mut String, text: &str) {
     }
 }
 
+/// Marks an alias written in another script than Latin in the base map's folded aliases and
+/// in `place.aliases` ("~rome", Lomé's ロメ): folded to Latin letters it may read as another
+/// place's name, so it answers only a query typed in another script too (`rank::quality`).
+pub const OTHER_SCRIPT_MARK: char = '~';
+
+/// Whether `text` has a letter of another script than Latin (Cyrillic, kana, Han, …).
+///
+/// Transliteration loses what such a script tells apart or adds what it lacks (Japanese
+/// has no l/r: Lomé is ロメ, "rome"), so its folded spelling is a guess at Latin letters,
+/// good for someone typing in that script, misleading for someone typing Latin letters.
+/// The Latin letters are a few Unicode blocks, so they are listed here rather than taken
+/// from a script table (whose data would grow the server for one question).
+pub fn in_other_script(text: &str) -> bool {
+    text.chars().any(|c| {
+        c.is_alphabetic()
+            && !matches!(c as u32,
+                // Basic Latin to Latin Extended-B, IPA, spacing and combining marks.
+                0..=0x036F
+                // Phonetic extensions, Latin Extended Additional.
+                | 0x1D00..=0x1DFF | 0x1E00..=0x1EFF
+                // Latin Extended-C, -D, -E, ligatures, fullwidth Latin.
+                | 0x2C60..=0x2C7F | 0xA720..=0xA7FF | 0xAB30..=0xAB6F
+                | 0xFB00..=0xFB06 | 0xFF21..=0xFF3A | 0xFF41..=0xFF5A)
+    })
+}
+
 /// Whether alphanumeric `c` is in one of Unicode's symbol categories (math, currency, modifier,
 /// other). Such characters are the enclosed letters of U+24B6–U+24E9 and U+1F130–U+1F189; the
 /// category table is looked up only in those blocks, as every letter of every name passes
@@ -51,7 +77,35 @@ fn is_symbol(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{in_other_script, normalize};
+
+    #[test]
+    fn latin_letters_with_any_accent_are_latin_and_other_scripts_are_not() {
+        for latin in [
+            "Rome",
+            "Lomé",
+            "Ærøskøbing",
+            "Đà Nẵng",
+            "Łódź",
+            "Ｒｏｍｅ",
+            "Paris 13",
+            "ʻAiea",
+            "",
+        ] {
+            assert!(!in_other_script(latin), "{latin}");
+        }
+        for other in [
+            "ロメ",
+            "Москва",
+            "北京",
+            "Αθήνα",
+            "القاهرة",
+            "서울",
+            "Rome ローマ",
+        ] {
+            assert!(in_other_script(other), "{other}");
+        }
+    }
 
     #[test]
     fn transliterates_like_unidecode() {

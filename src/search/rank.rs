@@ -5,7 +5,7 @@
 //! Everything here is arithmetic on one candidate at a time; the index (`index.rs`) finds the
 //! candidates and this module orders and collapses them.
 
-use super::normalize::normalize;
+use super::normalize::{OTHER_SCRIPT_MARK, normalize};
 use super::query::Term;
 use super::{IMPORTANT_FROM, MAX_RESULTS, Place};
 
@@ -153,6 +153,19 @@ fn title_words(title: &str) -> (Vec<String>, Vec<usize>) {
 /// North" does not answer "paris"), with any words left over found in the title ("wien
 /// austria").
 pub fn quality(terms: &[Term], title: &str, aliases: &str) -> Option<Quality> {
+    quality_as_typed(terms, false, title, aliases)
+}
+
+/// [`quality`] for a query typed in another script than Latin (`typed_in_other_script`) or
+/// not: an alias folded from another script (marked [`OTHER_SCRIPT_MARK`]) counts only for
+/// the former. Folded, ロメ (Lomé in Japanese) reads "rome"; someone typing "rome" in Latin
+/// letters means Rome.
+pub fn quality_as_typed(
+    terms: &[Term],
+    typed_in_other_script: bool,
+    title: &str,
+    aliases: &str,
+) -> Option<Quality> {
     let query = query_words(terms);
     if query.is_empty() {
         return None;
@@ -176,7 +189,12 @@ pub fn quality(terms: &[Term], title: &str, aliases: &str) -> Option<Quality> {
             Quality::Word
         });
     }
-    for alias in aliases.split('|').filter(|a| !a.is_empty()) {
+    for alias in aliases.split('|') {
+        let alias = match alias.strip_prefix(OTHER_SCRIPT_MARK) {
+            Some(_) if !typed_in_other_script => continue,
+            Some(folded) => folded,
+            None => alias,
+        };
         let alias_words: Vec<&str> = alias.split_whitespace().collect();
         let n = alias_words.len();
         if n == 0 || n > query.len() {
@@ -263,6 +281,7 @@ pub fn same_place(
 pub fn order(
     found: Vec<Found>,
     terms: &[Term],
+    typed_in_other_script: bool,
     forgiven: bool,
     lat: f64,
     lng: f64,
@@ -271,7 +290,7 @@ pub fn order(
     let mut scored: Vec<(f64, Quality, Found)> = found
         .into_iter()
         .filter_map(|f| {
-            let quality = quality(terms, &f.title, &f.aliases)?;
+            let quality = quality_as_typed(terms, typed_in_other_script, &f.title, &f.aliases)?;
             let score = score(
                 &f,
                 quality,
@@ -329,6 +348,25 @@ mod tests {
 
     fn q(query: &str, title: &str, aliases: &str) -> Option<Quality> {
         quality(&parse(query), title, aliases)
+    }
+
+    #[test]
+    fn an_alias_folded_from_another_script_counts_only_for_a_query_in_another_script() {
+        let terms = parse("rome");
+        let aliases = "lome|~rome";
+        assert_eq!(quality_as_typed(&terms, false, "Lomé, Togo", aliases), None);
+        assert_eq!(
+            quality_as_typed(&parse("ロメ"), true, "Lomé, Togo", aliases),
+            Some(Quality::AliasExact)
+        );
+        assert_eq!(
+            quality_as_typed(&parse("lome"), false, "Lomé, Togo", "~rome|lome"),
+            Some(Quality::Exact)
+        );
+        assert_eq!(
+            quality_as_typed(&parse("lomee"), false, "Lomé, Togo", "~rome|lomee"),
+            Some(Quality::AliasExact)
+        );
     }
 
     #[test]

@@ -637,3 +637,31 @@ async fn over_http_symbols_are_dropped_and_every_whitespace_splits_words() {
         assert_eq!(found[0]["title"], "Kauppatori", "{q:?} found {found}");
     }
 }
+
+#[test]
+fn an_alias_from_another_script_answers_only_a_query_in_another_script() {
+    // Lomé in Japanese katakana is ロメ, which folds to "rome"; Rome in Cyrillic is Рим.
+    // Aliases arrive in their own script (a region's CSV) or folded and marked (the base map).
+    let (_d, index) = index_with(
+        "name,lat,lng,importance,aliases\n\
+         \"Lomé, Togo\",6.129,1.222,2200000,Lome|ロメ\n\
+         \"Rome, Italy\",41.892,12.511,9300000,Roma|~rim\n\
+         \"Rome, Georgia\",34.257,-85.165,36000,\n\
+         Rimini,44.06,12.57,150000,\n",
+    );
+    let near_lome = |q: &str| -> Vec<String> {
+        index
+            .search_at(q, 6.13, 1.22, Some(6.0))
+            .unwrap()
+            .into_iter()
+            .map(|p| p.title)
+            .collect()
+    };
+    assert_eq!(near_lome("rome"), vec!["Rome, Italy", "Rome, Georgia"]);
+    // Typed in katakana, the alias answers: Lomé is near and its alias is the query.
+    assert_eq!(near_lome("ロメ")[0], "Lomé, Togo");
+    // A Latin alias still answers a Latin query; a marked one a Cyrillic query only.
+    assert_eq!(near_lome("lome"), vec!["Lomé, Togo"]);
+    assert_eq!(near_lome("rim"), vec!["Rimini"]);
+    assert_eq!(near_lome("Рим")[0], "Rome, Italy");
+}
