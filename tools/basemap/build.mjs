@@ -156,6 +156,93 @@ const csv = ["name,lat,lng,importance,aliases"]
   .join("\n") + "\n";
 fs.writeFileSync(path.join(outDir, "places.csv"), csv);
 
+// world-atlas stores the antimeridian as -180 on both of its sides: Chukotka's and Fiji's
+// rings step from 179.9 to -180 and back, which a flat tile draws as a band around the world,
+// and Antarctica's coast is one ring around the pole (from -180 eastwards to 180) with its
+// pole as a second, flat ring. Neither library here cuts polygons at the antimeridian
+// (d3-geo does it only while projecting), so these few lines do: a point on the antimeridian
+// takes the side of its neighbours, a ring across it and back is made continuous, a ring
+// around a pole is closed along the map's edge, and
+// a ring lying on the pole itself (nothing to draw) is left out.
+const POLE_EDGE = 89.9;
+const jumps = (ring) => ring.filter((p, i) => i > 0 && Math.abs(p[0] - ring[i - 1][0]) > 180).length;
+
+function cutAtAntimeridian(polygon) {
+  const rings = [];
+  for (const ring of polygon) {
+    if (ring.every((p) => Math.abs(p[1]) >= POLE_EDGE)) continue;
+    if (jumps(ring) === 0) {
+      rings.push(ring);
+      continue;
+    }
+    // On the antimeridian: the side of the nearest point off it, before or after.
+    const side = (i) => {
+      for (let d = 1; d < ring.length; d++) {
+        for (const j of [i - d, i + d]) {
+          const q = ring[(j + ring.length) % ring.length];
+          if (Math.abs(q[0]) < 180) return Math.sign(q[0]);
+        }
+      }
+      return 1;
+    };
+    const snapped = ring.map((p, i) => (Math.abs(p[0]) === 180 ? [180 * side(i), p[1]] : p));
+    snapped[snapped.length - 1] = snapped[0]; // the ring stays closed
+    const crossings = jumps(snapped);
+    if (crossings === 0) {
+      rings.push(snapped);
+      continue;
+    }
+    if (crossings % 2 === 0) {
+      // Across the antimeridian and back (an island on it): made continuous past 180, which
+      // geojson-vt wraps to the map's other edge.
+      let shift = 0;
+      rings.push(snapped.map((p, i) => {
+        const prev = snapped[i - 1];
+        if (prev && Math.abs(p[0] - prev[0]) > 180) shift -= Math.sign(p[0] - prev[0]) * 360;
+        return [p[0] + shift, p[1]];
+      }));
+      continue;
+    }
+    // Around a pole: where it crosses the antimeridian, go to the pole's edge and back.
+    const out = [];
+    for (let i = 0; i < snapped.length; i++) {
+      const p = snapped[i];
+      const prev = snapped[i - 1];
+      if (prev && Math.abs(p[0] - prev[0]) > 180) {
+        const pole = Math.sign(p[1]) * 90;
+        const east = Math.sign(prev[0]) * 180;
+        out.push([east, prev[1]], [east, pole], [-east, pole], [-east, p[1]]);
+      }
+      out.push(p);
+    }
+    rings.push(out);
+  }
+  return rings;
+}
+
+/// Lines (borders) cut where they cross the antimeridian, the points on it given their side.
+function cutLinesAtAntimeridian(geometry) {
+  const lines = geometry.type === "LineString" ? [geometry.coordinates] : geometry.coordinates;
+  const out = [];
+  for (const line of lines) {
+    let part = [];
+    for (let p of line) {
+      const prev = part[part.length - 1];
+      if (prev && Math.abs(p[0] - prev[0]) > 180) {
+        if (Math.abs(p[0]) === 180) {
+          p = [Math.sign(prev[0]) * 180, p[1]];
+        } else {
+          out.push(part);
+          part = Math.abs(prev[0]) === 180 ? [[Math.sign(p[0]) * 180, prev[1]]] : [];
+        }
+      }
+      part.push(p);
+    }
+    out.push(part);
+  }
+  return { type: "MultiLineString", coordinates: out.filter((l) => l.length > 1) };
+}
+
 // Tiles: one geojson-vt index per layer, then every tile any layer has, encoded together.
 const countryBorders = topojson.mesh(world, world.objects.countries, (a, b) => a !== b);
 const stateBorders = topojson.mesh(usStates, usStates.objects.states, (a, b) => a !== b);
@@ -168,7 +255,8 @@ const layers = {
     // Country by country: one polygon for all of Africa and Eurasia, clipped and simplified at
     // low zooms, self-intersects and is drawn with holes.
     features: countryShapes.filter((f) => f.geometry).flatMap((f) =>
-      (f.geometry.type === "MultiPolygon" ? f.geometry.coordinates : [f.geometry.coordinates]).map((coordinates) => ({
+      (f.geometry.type === "MultiPolygon" ? f.geometry.coordinates : [f.geometry.coordinates])
+        .map(cutAtAntimeridian).filter((rings) => rings.length > 0).map((coordinates) => ({
         type: "Feature",
         geometry: { type: "Polygon", coordinates },
         properties: { kind: "earth" },
@@ -177,7 +265,7 @@ const layers = {
   boundaries: {
     type: "FeatureCollection",
     features: [
-      { type: "Feature", geometry: countryBorders, properties: { kind: "country", kind_detail: 2, admin_level: 2 } },
+      { type: "Feature", geometry: cutLinesAtAntimeridian(countryBorders), properties: { kind: "country", kind_detail: 2, admin_level: 2 } },
       { type: "Feature", geometry: stateBorders, properties: { kind: "region", kind_detail: 4, admin_level: 4 } },
     ],
   },
@@ -190,8 +278,19 @@ const layers = {
     })),
   },
 };
+// Simplification, in units of the tile's 4096 extent: 1 keeps Natural Earth's coastlines as
+// drawn from zoom 3. At zoom 0-2, where the first view shows the whole world, 4 (a pixel of a
+// 1024-pixel tile, what a 512-pixel tile is on a phone's screen) looks the same and leaves the
+// browser a fraction of the points to cut into triangles before the first paint.
+const LOW_ZOOM_MAX = 2;
+const LOW_ZOOM_TOLERANCE = Number(process.env.LOW_ZOOM_TOLERANCE || 4);
 const options = { maxZoom: MAX_ZOOM, indexMaxZoom: MAX_ZOOM, indexMaxPoints: 0, tolerance: 1, extent: 4096, buffer: 64 };
-const indexes = Object.fromEntries(Object.entries(layers).map(([name, fc]) => [name, geojsonvt(fc, options)]));
+// One zoom past the last it serves: geojson-vt keeps every point at an index's maxZoom.
+const lowOptions = { ...options, maxZoom: LOW_ZOOM_MAX + 1, indexMaxZoom: LOW_ZOOM_MAX + 1, tolerance: LOW_ZOOM_TOLERANCE };
+const indexesFor = (opts) => Object.fromEntries(Object.entries(layers).map(([name, fc]) => [name, geojsonvt(fc, opts)]));
+const indexes = indexesFor(options);
+const lowIndexes = indexesFor(lowOptions);
+const points = new Map();
 const tilesDir = path.join(outDir, "tiles");
 fs.rmSync(tilesDir, { recursive: true, force: true });
 let count = 0;
@@ -200,9 +299,13 @@ for (let z = 0; z <= MAX_ZOOM; z++) {
   for (let x = 0; x < n; x++) {
     for (let y = 0; y < n; y++) {
       const tileLayers = {};
-      for (const [name, index] of Object.entries(indexes)) {
+      for (const [name, index] of Object.entries(z <= LOW_ZOOM_MAX ? lowIndexes : indexes)) {
         const tile = index.getTile(z, x, y);
         if (tile && tile.features.length > 0) tileLayers[name] = tile;
+      }
+      if (tileLayers.earth) {
+        const n = tileLayers.earth.features.reduce((sum, f) => sum + f.geometry.flat().length, 0);
+        points.set(z, (points.get(z) || 0) + n);
       }
       if (Object.keys(tileLayers).length === 0) continue;
       const dir = path.join(tilesDir, String(z), String(x));
@@ -234,3 +337,4 @@ fs.writeFileSync(
   }),
 );
 console.error(`base map: ${rows.length} places, ${count} tiles (z0-${MAX_ZOOM})`);
+console.error(`base map: land points per zoom ${[...points].map(([z, n]) => `z${z} ${n}`).join(", ")}`);
