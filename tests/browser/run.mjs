@@ -225,6 +225,68 @@ async function assertMapWithText(page, area, label) {
   return changed;
 }
 
+/**
+ * Land is land and sea is sea where a flat map most easily goes wrong: near the poles and along
+ * the antimeridian, at zooms 1 to 3 (once, the sea between Greenland and Norway was drawn as
+ * land and Chukotka's edge as a band around the world). Each sample point that the map shows
+ * (not under a panel) must be nearer in colour to the sea's reference pixel (the South
+ * Atlantic) than to the land's (the Sahara), or the other way round. Labels and lines are
+ * hidden while sampling.
+ */
+async function assertLandAndSea(page, label) {
+  const refs = { sea: [[-20, -30]], land: [[10, 23]] };
+  const spots = {
+    sea: [[-5, 76], [40, 75], [0, 62], [-20, 68], [0, 67], [-58, 68], [178, 55], [-178, 62], [150, -60]],
+    land: [[-40, 72], [100, 65], [20, 65], [172, 65], [-178, 67], [-176, 66.5]],
+  };
+  const sample = async (view, points) => {
+    const at = await page.evaluate(({ view, points }) => {
+      const map = window.desertAtlasMap;
+      for (const layer of map.getStyle().layers) {
+        if (layer.type === "symbol" || layer.type === "line") map.setLayoutProperty(layer.id, "visibility", "none");
+      }
+      map.jumpTo(view);
+      return Object.entries(points).flatMap(([kind, list]) => list.map(([lng, lat]) => ({ kind, lng, lat })));
+    }, { view, points });
+    await idle(page);
+    const placed = await page.evaluate((at) => {
+      const map = window.desertAtlasMap;
+      const canvas = map.getCanvas();
+      return at.map((p) => {
+        const { x, y } = map.project([p.lng, p.lat]);
+        const onMap = x >= 0 && y >= 0 && x < innerWidth && y < innerHeight && document.elementFromPoint(x, y) === canvas;
+        return { ...p, x: Math.round(x), y: Math.round(y), onMap };
+      });
+    }, at);
+    const png = PNG.sync.read(await page.screenshot());
+    return placed.filter((p) => p.onMap).map((p) => {
+      const i = (png.width * p.y + p.x) * 4;
+      return { ...p, rgb: [png.data[i], png.data[i + 1], png.data[i + 2]] };
+    });
+  };
+  const reference = await sample({ center: [0, 0], zoom: 1.3 }, refs);
+  const colour = (kind) => reference.find((p) => p.kind === kind)?.rgb;
+  const [sea, land] = [colour("sea"), colour("land")];
+  assert(sea && land, `${label}: the reference points are not on the map`);
+  const distance = (a, b) => Math.abs(a[0] - b[0]) + Math.abs(a[1] - b[1]) + Math.abs(a[2] - b[2]);
+  assert(distance(sea, land) > 60, `${label}: sea ${sea} and land ${land} look alike`);
+  let checked = 0;
+  for (const view of [{ center: [10, 60], zoom: 1.3 }, { center: [10, 60], zoom: 2.5 }, { center: [180, 62], zoom: 3 }]) {
+    for (const p of await sample(view, spots)) {
+      const seen = distance(p.rgb, sea) < distance(p.rgb, land) ? "sea" : "land";
+      assert(seen === p.kind, `${label}: at zoom ${view.zoom}, ${p.lat},${p.lng} should be ${p.kind} but is drawn as ${seen} (${p.rgb})`);
+      checked++;
+    }
+  }
+  assert(checked >= 15, `${label}: only ${checked} sample points were on the map`);
+  await page.evaluate(() => {
+    const map = window.desertAtlasMap;
+    for (const layer of map.getStyle().layers) {
+      if (layer.type === "symbol" || layer.type === "line") map.setLayoutProperty(layer.id, "visibility", "visible");
+    }
+  });
+}
+
 async function status(frame) {
   return frame.evaluate(async () => (await fetch("/app/map-download-status")).json());
 }
@@ -261,6 +323,7 @@ try {
     assert(latin.length > 0 && latin.every(([, s]) => s === 200), `glyph ranges: ${JSON.stringify(t.glyphs)}`);
     await assertMapWithText(page, [420, 20, 1200, 760], "world");
     await page.screenshot({ path: path.join(shots, "desktop-world.png") });
+    await assertLandAndSea(page, "world");
     const icon = await page.evaluate(async () => (await fetch("/favicon.ico")).status);
     assert(icon === 200, `favicon.ico answered ${icon}`);
     t.assertClean();
