@@ -143,6 +143,20 @@ impl TestServer {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The log once `seen` holds for it: the server's stderr is read by a thread of its own,
+    /// so a line written just before an answer may arrive after it. A guard, not a measure:
+    /// gives up after 10 s and returns the log as it is then.
+    pub async fn log_once(&self, seen: impl Fn(&str) -> bool) -> String {
+        for _ in 0..500 {
+            let log = self.log();
+            if seen(&log) {
+                return log;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.log()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

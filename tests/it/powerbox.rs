@@ -389,11 +389,10 @@ async fn without_http_proxy_the_log_and_the_region_list_say_so() {
     let map = MapServer::start(out.path()).await;
     let dir = tempfile::tempdir().unwrap();
     let server = start_grain(dir.path(), &map, None);
-    assert!(
-        server.log().contains("HTTP_PROXY is not set"),
-        "{}",
-        server.log()
-    );
+    let log = server
+        .log_once(|log| log.contains("HTTP_PROXY is not set"))
+        .await;
+    assert!(log.contains("HTTP_PROXY is not set"), "{log}");
     request_manifest(&server).await;
     let status = wait_for_region_list(&server).await;
     assert_eq!(status["available-areas-status"], "error");
@@ -488,9 +487,10 @@ async fn a_claim_the_bridge_cannot_answer_is_502_stores_nothing_and_is_logged() 
         assert!(message.contains(sentence), "{proxy}: {message}");
         assert!(!server.data_path("data/powerbox-token.json").exists());
         assert_eq!(server.get_json("/app/powerbox").await["connected"], false);
-        let log = server.log();
+        let logged = |log: &str| log.contains("POST /app/powerbox-claim") && log.contains(cause);
+        let log = server.log_once(logged).await;
         assert!(
-            log.contains("POST /app/powerbox-claim") && log.contains(cause),
+            logged(&log),
             "{proxy}: the cause is logged with the route:\n{log}"
         );
     }

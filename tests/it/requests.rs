@@ -211,7 +211,9 @@ async fn an_internal_failure_is_logged_with_its_request_and_cause() {
         .await;
     let msg = assert_error(r, 500).await;
     assert!(msg.contains("Something went wrong"), "{msg}");
-    let log = server.log();
+    let log = server
+        .log_once(|log| log.contains("POST /app/tutorial-mode: "))
+        .await;
     let line = log
         .lines()
         .find(|l| l.contains("POST /app/tutorial-mode: "))
