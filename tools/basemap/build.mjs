@@ -279,9 +279,9 @@ const layers = {
   },
 };
 // Simplification, in units of the tile's 4096 extent: 1 keeps Natural Earth's coastlines as
-// drawn from zoom 3. At zoom 0-2, where the first view shows the whole world, 4 (a pixel of a
-// 1024-pixel tile, what a 512-pixel tile is on a phone's screen) looks the same and leaves the
-// browser a fraction of the points to cut into triangles before the first paint.
+// drawn from zoom 3. At zoom 0-2, where the first view shows the whole world, 4 (half a CSS
+// pixel of a 512-pixel tile) leaves the browser 40 % of the points to cut into triangles
+// before the first paint (docs/performance.md, "Web client").
 const LOW_ZOOM_MAX = 2;
 const LOW_ZOOM_TOLERANCE = Number(process.env.LOW_ZOOM_TOLERANCE || 4);
 const options = { maxZoom: MAX_ZOOM, indexMaxZoom: MAX_ZOOM, indexMaxPoints: 0, tolerance: 1, extent: 4096, buffer: 64 };
