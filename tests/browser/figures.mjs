@@ -3,7 +3,6 @@
 // 1,000,000-row region installed, and the bundle's size. Real `serve --local`, Debian's
 // Chromium, loopback only. Run by scripts/bench/web.
 
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -11,36 +10,16 @@ import zlib from "node:zlib";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { makeRegion, startMapDataServer } from "./fixtures.mjs";
+import { startLocalServer, until } from "./shared.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const binary = process.env.DESERT_ATLAS_BIN || path.join(root, "target/release/desert-atlas");
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "desert-atlas-figures-"));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-// Waits until `condition` (run in the page) comes true. Not `page.waitForFunction`: that takes
-// the promise an async condition returns for a true answer, and would not wait at all.
-async function until(page, condition, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  let last = "it stayed false";
-  for (;;) {
-    if (await page.evaluate(condition).catch((e) => { last = e.message; return false; })) return;
-    if (Date.now() > deadline) throw new Error(`gave up waiting after ${timeoutMs} ms (${last}) for ${condition}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
 function startServer(mapData) {
-  const child = spawn(binary, ["serve", "--local", "--listen", "127.0.0.1:0", "--data-dir", path.join(scratch, "data"),
-    "--assets", path.join(root, "build/assets"), "--map-data-url", mapData], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, SANDSTORM: "" } });
-  let log = "";
-  return new Promise((resolve, reject) => {
-    child.stderr.on("data", (c) => {
-      log += c;
-      const m = /listening on (http:\/\/\S+)/.exec(log);
-      if (m) resolve({ child, base: m[1] });
-    });
-    child.on("exit", (code) => reject(new Error(`server exited ${code}: ${log}`)));
-  });
+  return startLocalServer(binary, ["--data-dir", path.join(scratch, "data"), "--assets", path.join(root, "build/assets"),
+    "--map-data-url", mapData]);
 }
 
 // The bundle.

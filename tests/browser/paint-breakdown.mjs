@@ -7,12 +7,12 @@
 // CPU time of each thread from a Chromium trace (script compile and run, GPU work, tile
 // parsing in the workers). Prints figures; asserts nothing. Run by scripts/bench/web-paint.
 
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { startLocalServer } from "./shared.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const binary = process.env.DESERT_ATLAS_BIN || path.join(root, "target/release/desert-atlas");
@@ -26,17 +26,7 @@ const ms = (x) => (x === undefined || Number.isNaN(x) ? "   -" : String(Math.rou
 const variants = (process.env.ASSETS || path.join(root, "build/assets")).split(",");
 
 function startServer(assets, n) {
-  const child = spawn(binary, ["serve", "--local", "--listen", "127.0.0.1:0", "--data-dir", path.join(scratch, `data-${n}`),
-    "--assets", assets], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, SANDSTORM: "" } });
-  let log = "";
-  return new Promise((resolve, reject) => {
-    child.stderr.on("data", (c) => {
-      log += c;
-      const m = /listening on (http:\/\/\S+)/.exec(log);
-      if (m) resolve({ child, base: m[1] });
-    });
-    child.on("exit", (code) => reject(new Error(`server exited ${code}: ${log}`)));
-  });
+  return startLocalServer(binary, ["--data-dir", path.join(scratch, `data-${n}`), "--assets", assets]);
 }
 
 // Runs before the page's own script: notes the time of the map's events from the moment the

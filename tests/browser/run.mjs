@@ -22,6 +22,7 @@ import { chromium } from "playwright-core";
 import { PNG } from "pngjs";
 import { startBridgeProxy, startFront } from "./bridge.mjs";
 import { makeRegion, startMapDataServer } from "./fixtures.mjs";
+import { until } from "./shared.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
@@ -67,18 +68,6 @@ function startServer({ grain = false, mapData, env = {}, dataDir = fs.mkdtempSyn
     });
     child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
   });
-}
-
-// Waits until `condition` (run in the page) comes true. Not `page.waitForFunction`: that takes
-// the promise an async condition returns for a true answer, and would not wait at all.
-async function until(page, condition, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  let last = "it stayed false";
-  for (;;) {
-    if (await page.evaluate(condition).catch((e) => { last = e.message; return false; })) return;
-    if (Date.now() > deadline) throw new Error(`gave up waiting after ${timeoutMs} ms (${last}) for ${condition}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 const results = [];

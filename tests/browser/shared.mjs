@@ -1,0 +1,32 @@
+// What the browser suite (run.mjs) and the figure scripts (figures.mjs, paint-breakdown.mjs)
+// share: waiting on a condition in a page, and starting the server in local mode.
+
+import { spawn } from "node:child_process";
+
+// Waits until `condition` (run in the page) comes true. Not `page.waitForFunction`: that takes
+// the promise an async condition returns for a true answer, and would not wait at all.
+export async function until(page, condition, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let last = "it stayed false";
+  for (;;) {
+    if (await page.evaluate(condition).catch((e) => { last = e.message; return false; })) return;
+    if (Date.now() > deadline) throw new Error(`gave up waiting after ${timeoutMs} ms (${last}) for ${condition}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+// `binary serve --local` on a free loopback port with `args` added; resolves to the process and
+// the address it prints once it listens.
+export function startLocalServer(binary, args) {
+  const child = spawn(binary, ["serve", "--local", "--listen", "127.0.0.1:0", ...args],
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, SANDSTORM: "" } });
+  let log = "";
+  return new Promise((resolve, reject) => {
+    child.stderr.on("data", (c) => {
+      log += c;
+      const m = /listening on (http:\/\/\S+)/.exec(log);
+      if (m) resolve({ child, base: m[1] });
+    });
+    child.on("exit", (code) => reject(new Error(`server exited ${code}: ${log}`)));
+  });
+}
