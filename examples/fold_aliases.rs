@@ -13,16 +13,7 @@
 use std::path::PathBuf;
 
 use desert_atlas::basemap::places::{self, Place};
-use desert_atlas::search::normalize::{OTHER_SCRIPT_MARK, in_other_script, normalize};
-
-/// The words of `text` as the server matches them, one space apart.
-fn fold(text: &str) -> String {
-    normalize(text)
-        .replace('"', "")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use desert_atlas::search::normalize::{fold_aliases, words};
 
 /// A coordinate in thousandths of a degree, refusing one the places file would round.
 fn thousandths(text: &str) -> Result<i64, String> {
@@ -55,35 +46,13 @@ fn main() -> Result<(), String> {
     for record in reader.records() {
         let record = record.map_err(|e| e.to_string())?;
         let (name, aliases) = (&record[0], &record[4]);
-        let own = fold(name.split(',').next().unwrap_or(name));
-        // Each folded spelling once, and whether it came only from another script.
-        let mut folded: Vec<(String, bool)> = Vec::new();
-        for alias in aliases.split('|').filter(|a| !a.is_empty()) {
-            given += 1;
-            let words = fold(alias);
-            let other = in_other_script(alias);
-            if words.is_empty() || words == own {
-                continue;
-            }
-            match folded.iter_mut().find(|(w, _)| *w == words) {
-                Some(seen) => seen.1 &= other,
-                None => folded.push((words, other)),
-            }
-        }
+        let own = words(name.split(',').next().unwrap_or(name));
+        given += aliases.split('|').filter(|a| !a.is_empty()).count() as u64;
+        let aliases = fold_aliases(&own, aliases);
+        let count = aliases.split('|').filter(|a| !a.is_empty()).count() as u64;
         rows += 1;
-        kept += folded.len() as u64;
-        with_aliases += u64::from(!folded.is_empty());
-        let aliases = folded
-            .iter()
-            .map(|(words, other)| {
-                if *other {
-                    format!("{OTHER_SCRIPT_MARK}{words}")
-                } else {
-                    words.clone()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("|");
+        kept += count;
+        with_aliases += u64::from(count > 0);
         places.push(Place {
             name: record[0].to_string(),
             lat_milli: thousandths(&record[1])?,

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use super::admission::Admission;
 use super::nearest::{Budget, Directory, candidates, read_directory};
-use super::normalize::{OTHER_SCRIPT_MARK, in_other_script, normalize, normalize_into};
+use super::normalize::{fold_aliases, in_other_script, normalize, normalize_into};
 use super::query::{Term, forgiving_readings, one_edit_away, parse};
 use super::rank::{importance_of_kind, order};
 use super::visible::Visible;
@@ -556,34 +556,7 @@ impl NewPlace {
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ");
-            // Each spelling once, marked when it only came from another script: one that
-            // also has a Latin original is a Latin alias.
-            let mut kept: Vec<(String, bool)> = Vec::new();
-            for alias in aliases.split('|') {
-                let (other, alias) = match alias.strip_prefix(OTHER_SCRIPT_MARK) {
-                    Some(folded) => (true, folded),
-                    None => (in_other_script(alias), alias),
-                };
-                let words = normalize(alias).replace('"', "");
-                let words = words.split_whitespace().collect::<Vec<_>>().join(" ");
-                if words.is_empty() || words == own {
-                    continue;
-                }
-                match kept.iter_mut().find(|(w, _)| *w == words) {
-                    Some(seen) => seen.1 &= other,
-                    None => kept.push((words, other)),
-                }
-            }
-            let mut normalized = String::new();
-            for (words, other) in &kept {
-                if !normalized.is_empty() {
-                    normalized.push('|');
-                }
-                if *other {
-                    normalized.push(OTHER_SCRIPT_MARK);
-                }
-                normalized.push_str(words);
-            }
+            let normalized = fold_aliases(&own, aliases);
             if !normalized.is_empty() {
                 text.push(' ');
                 let start = text.len();

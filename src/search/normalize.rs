@@ -44,6 +44,50 @@ pub fn normalize_into(out: &mut String, text: &str) {
 /// place's name, so it answers only a query typed in another script too (`rank::quality`).
 pub const OTHER_SCRIPT_MARK: char = '~';
 
+/// The words of `text` as the index matches them: normalised, without quotes, one space apart.
+pub fn words(text: &str) -> String {
+    normalize(text)
+        .replace('"', "")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `|`-separated `aliases` as the index keeps them, `|`-separated: each spelling folded by
+/// [`words`] once, without the ones that read as `own` (the name's words) or as nothing, and
+/// marked [`OTHER_SCRIPT_MARK`] when it came only from another script (an alias already marked
+/// keeps its mark; one spelling that also has a Latin original is a Latin alias). The base
+/// map's build folds with it (`examples/fold_aliases.rs`) and the import again, which leaves
+/// folded aliases as they are.
+pub fn fold_aliases(own: &str, aliases: &str) -> String {
+    let mut kept: Vec<(String, bool)> = Vec::new();
+    for alias in aliases.split('|') {
+        let (other, alias) = match alias.strip_prefix(OTHER_SCRIPT_MARK) {
+            Some(folded) => (true, folded),
+            None => (in_other_script(alias), alias),
+        };
+        let folded = words(alias);
+        if folded.is_empty() || folded == own {
+            continue;
+        }
+        match kept.iter_mut().find(|(w, _)| *w == folded) {
+            Some(seen) => seen.1 &= other,
+            None => kept.push((folded, other)),
+        }
+    }
+    let mut out = String::new();
+    for (folded, other) in &kept {
+        if !out.is_empty() {
+            out.push('|');
+        }
+        if *other {
+            out.push(OTHER_SCRIPT_MARK);
+        }
+        out.push_str(folded);
+    }
+    out
+}
+
 /// Whether `text` has a letter of another script than Latin (Cyrillic, kana, Han, …).
 ///
 /// Transliteration loses what such a script tells apart or adds what it lacks (Japanese
