@@ -47,6 +47,14 @@ pub struct Package {
     pub environ: Vec<(String, String)>,
 }
 
+impl Package {
+    /// Where the package holds the server: the program the grain's command runs, as a path
+    /// in the package (`opt/app/…`).
+    pub fn server_entry(&self) -> String {
+        self.argv[0].trim_start_matches('/').to_string()
+    }
+}
+
 pub fn read_pkgdef() -> Package {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let pkgdef = std::fs::read_to_string(repo.join(".sandstorm/sandstorm-pkgdef.capnp")).unwrap();
@@ -88,9 +96,6 @@ fn copy_entry(source: &Path, dest: &Path) {
     }
 }
 
-/// Where the package holds the server (scripts/file-list's `BINARY`).
-const PACKAGE_BINARY: &str = "opt/app/target/x86_64-unknown-linux-gnu/release/desert-atlas";
-
 /// The binary the grain runs: the package's build (without the `tls` feature) when
 /// `scripts/test` made one and named it in `DESERT_ATLAS_GRAIN_BIN`, else the binary under test.
 fn grain_binary() -> String {
@@ -120,7 +125,7 @@ pub fn build_tree(package: &Package, tree: &Path) {
         .map(str::to_string)
         .chain(package.always_include.iter().cloned());
     for entry in entries {
-        let source = if entry == PACKAGE_BINARY {
+        let source = if entry == package.server_entry() {
             PathBuf::from(grain_binary())
         } else if let Some(rel) = entry.strip_prefix("opt/app/") {
             repo.join(rel)
@@ -517,14 +522,14 @@ fn spk(args: &[&std::ffi::OsStr]) -> String {
 
 /// The package's tree as Sandstorm gets it: `scripts/file-list` (run on the binary under test),
 /// packed and signed into an spk by `tools/spk` with the pkgdef, verified, then unpacked.
-fn tree_from_spk(work: &Path) -> PathBuf {
+fn tree_from_spk(work: &Path, package: &Package) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let list = work.join("sandstorm-files.list");
     write_file_list(&list);
     let keyring = work.join("keyring");
     let app_id = spk(&["keygen".as_ref(), "--keyring".as_ref(), keyring.as_os_str()]);
-    let package = work.join("desert-atlas.spk");
-    let binary = format!("{PACKAGE_BINARY}={}", grain_binary());
+    let binary = format!("{}={}", package.server_entry(), grain_binary());
+    let spk_file = work.join("desert-atlas.spk");
     let checkout = format!("opt/app={}", repo.display());
     spk(&[
         "pack".as_ref(),
@@ -542,10 +547,10 @@ fn tree_from_spk(work: &Path) -> PathBuf {
         "--source-map".as_ref(),
         checkout.as_ref(),
         "--out".as_ref(),
-        package.as_os_str(),
+        spk_file.as_os_str(),
     ]);
     let tree = work.join("tree");
-    spk(&["unpack".as_ref(), package.as_os_str(), tree.as_os_str()]);
+    spk(&["unpack".as_ref(), spk_file.as_os_str(), tree.as_os_str()]);
     tree
 }
 
@@ -554,7 +559,7 @@ fn tree_from_spk(work: &Path) -> PathBuf {
 fn the_package_runs_as_a_grain_for_every_role_and_survives_a_kill() {
     let package = read_pkgdef();
     let work = tempfile::tempdir().unwrap();
-    let tree = tree_from_spk(work.path());
+    let tree = tree_from_spk(work.path(), &package);
     assert!(
         !tree.join("opt/app/build/assets/web/index.html.gz").exists(),
         "the package holds the web client uncompressed only"
