@@ -10,7 +10,7 @@ import zlib from "node:zlib";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { makeRegion, startMapDataServer } from "./fixtures.mjs";
-import { startLocalServer, until } from "./shared.mjs";
+import { coldPage, startLocalServer, until } from "./shared.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const binary = process.env.DESERT_ATLAS_BIN || path.join(root, "target/release/desert-atlas");
@@ -49,8 +49,7 @@ try {
   const paints = [];
   const bytes = [];
   for (let i = 0; i < 5; i++) {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
+    const { context, page } = await coldPage(browser, { viewport: { width: 1280, height: 800 } });
     const cdp = await context.newCDPSession(page);
     await cdp.send("Network.enable");
     let total = 0;

@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { startLocalServer } from "./shared.mjs";
+import { coldPage, startLocalServer } from "./shared.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const binary = process.env.DESERT_ATLAS_BIN || path.join(root, "target/release/desert-atlas");
@@ -31,7 +31,7 @@ function startServer(assets, n) {
 
 // Runs before the page's own script: notes the time of the map's events from the moment the
 // page hands its map to `window.desertAtlasMap` (before any of them can fire).
-function recordMapEvents() {
+function recordMapEvents(detail) {
   const marks = {};
   window.__paintMarks = marks;
   const note = (name) => {
@@ -51,7 +51,15 @@ function recordMapEvents() {
         if (!("idle" in marks)) window.__paintFrames += 1;
         window.__paintLog.push([performance.now(), "render"]);
       });
-      map.on("sourcedata", (e) => window.__paintLog.push([performance.now(), `sourcedata ${e.sourceId} ${e.tile ? e.tile.tileID.canonical.toString() + " wrap " + e.tile.tileID.wrap : e.sourceDataType || ""}`]));
+      map.on("data", (e) => window.__paintLog.push([performance.now(), `${e.dataType}data ${e.sourceId || ""} ${e.tile ? e.tile.tileID.canonical.toString() + " wrap " + e.tile.tileID.wrap : e.sourceDataType || ""}`]));
+      // With DETAIL: who asks for each frame, and why the map thought it needed one.
+      const repaint = map.triggerRepaint.bind(map);
+      if (detail) map.triggerRepaint = () => {
+        window.__paintLog.push([performance.now(), `repaint asked: ${(new Error().stack || "").split("\n").slice(2, 6).map((l) => l.trim().replace(/\(.*\)|https?:\S+/g, "")).join(" < ")} [sources ${map._sourcesDirty} style ${map._styleDirty} placement ${map._placementDirty} transitions ${map.style && map.style.hasTransitions()}]`]);
+        repaint();
+      };
+      for (const event of ["resize", "move", "moveend"]) map.on(event, () => window.__paintLog.push([performance.now(), event]));
+      map.on("dataloading", (e) => window.__paintLog.push([performance.now(), `${e.dataType}dataloading ${e.sourceId || ""} ${e.tile ? e.tile.tileID.canonical.toString() : ""}`]));
       let tiles = 0;
       map.on("sourcedata", (e) => {
         if (e.tile && e.sourceId === "base") {
@@ -92,8 +100,10 @@ function summariseTrace(trace, untilMs) {
   for (const e of events) {
     if (e.ph !== "X" || !e.dur || e.ts < since || e.ts > until) continue;
     const thread = names.get(`${e.pid}:${e.tid}`) || "";
-    const label = (THREADS.find(([prefix]) => thread.startsWith(prefix)) || [])[1];
-    if (!label || ((label === "page main" || label === "map worker") && e.pid !== pagePid)) continue;
+    let label = (THREADS.find(([prefix]) => thread.startsWith(prefix)) || [])[1];
+    if (!label || (label === "map worker" && e.pid !== pagePid)) continue;
+    // Other renderers are the browser's own pages (its omnibox popup, when a window opens).
+    if (label === "page main" && e.pid !== pagePid) label = "other renderers";
     if (e.name === "ThreadControllerImpl::RunTask" || e.name === "RunTask") {
       (tasks[`${label}|${e.pid}:${e.tid}`] ||= []).push([e.ts, Math.min(until, e.ts + e.dur)]);
     }
@@ -142,9 +152,8 @@ try {
     const server = servers[v];
     const all = runs[v];
     const trace = process.env.TRACE !== "0";
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    await context.addInitScript(recordMapEvents);
-    const page = await context.newPage();
+    const { context, page } = await coldPage(browser, { viewport: { width: 1280, height: 800 } });
+    await context.addInitScript(recordMapEvents, Boolean(process.env.DETAIL));
     // Every request of the page and of its workers (the map's tiles are fetched by a worker).
     const requests = [];
     page.on("requestfinished", (request) => requests.push(request));

@@ -30,3 +30,15 @@ export function startLocalServer(binary, args) {
     child.on("exit", (code) => reject(new Error(`server exited ${code}: ${log}`)));
   });
 }
+
+// A page in a new browser context (an empty cache), on about:blank once the new window has
+// settled. Chromium starts work of its own with each window (its omnibox popup's WebUI
+// renderer took 0.68 s of CPU at once, on a machine of two cores): a figure for loading the
+// page should not carry the opening of the window. SETTLE_MS overrides the wait.
+export async function coldPage(browser, contextOptions) {
+  const context = await browser.newContext(contextOptions);
+  const page = await context.newPage();
+  await page.goto("about:blank");
+  await new Promise((resolve) => setTimeout(resolve, Number(process.env.SETTLE_MS ?? 2000)));
+  return { context, page };
+}

@@ -61,6 +61,7 @@ const usefulAlias = (alias, population) =>
 
 const readJson = (file) => JSON.parse(fs.readFileSync(file, "utf8"));
 const world = require("world-atlas/countries-50m.json");
+const worldSmallScale = require("world-atlas/countries-110m.json");
 const usStates = require("us-atlas/states-10m.json");
 const countries = readJson(path.join(dataDir, "countries.json"));
 const states = readJson(path.join(dataDir, "us_states.json"));
@@ -244,52 +245,68 @@ function cutLinesAtAntimeridian(geometry) {
 }
 
 // Tiles: one geojson-vt index per layer, then every tile any layer has, encoded together.
-const countryBorders = topojson.mesh(world, world.objects.countries, (a, b) => a !== b);
 const stateBorders = topojson.mesh(usStates, usStates.objects.states, (a, b) => a !== b);
-// TopoJSON's rings follow the sphere's winding; vector tiles need outer rings the other way.
-const layers = {
-  // One feature per land polygon: a renderer reads a feature's first ring as its outer ring,
-  // and one multipolygon for all land would be drawn inside out wherever that ring is clipped away.
-  earth: rewind({
-    type: "FeatureCollection",
-    // Country by country: one polygon for all of Africa and Eurasia, clipped and simplified at
-    // low zooms, self-intersects and is drawn with holes.
-    features: countryShapes.filter((f) => f.geometry).flatMap((f) =>
-      (f.geometry.type === "MultiPolygon" ? f.geometry.coordinates : [f.geometry.coordinates])
-        .map(cutAtAntimeridian).filter((rings) => rings.length > 0).map((coordinates) => ({
-        type: "Feature",
-        geometry: { type: "Polygon", coordinates },
-        properties: { kind: "earth" },
-      }))),
-  }),
-  boundaries: {
-    type: "FeatureCollection",
-    features: [
-      { type: "Feature", geometry: cutLinesAtAntimeridian(countryBorders), properties: { kind: "country", kind_detail: 2, admin_level: 2 } },
-      { type: "Feature", geometry: stateBorders, properties: { kind: "region", kind_detail: 4, admin_level: 4 } },
-    ],
-  },
-  places: {
-    type: "FeatureCollection",
-    features: places.map((p) => ({
-      type: "Feature",
-      geometry: { type: "Point", coordinates: [p.lng, p.lat] },
-      properties: { kind: p.kind, name: p.name, population: p.population, min_zoom: p.min_zoom },
-    })),
-  },
+const placePoints = {
+  type: "FeatureCollection",
+  features: places.map((p) => ({
+    type: "Feature",
+    geometry: { type: "Point", coordinates: [p.lng, p.lat] },
+    properties: { kind: p.kind, name: p.name, population: p.population, min_zoom: p.min_zoom },
+  })),
 };
-// Simplification, in units of the tile's 4096 extent: 1 keeps Natural Earth's coastlines as
-// drawn from zoom 3. At zoom 0-2, where the first view shows the whole world, 4 (half a CSS
-// pixel of a 512-pixel tile) leaves the browser 40 % of the points to cut into triangles
-// before the first paint (docs/performance.md, "Web client").
+
+/// The layers of the tiles drawn from one of Natural Earth's scales of the countries.
+function tileLayers(atlas, { withStates }) {
+  const shapes = topojson.feature(atlas, atlas.objects.countries).features;
+  const countryBorders = topojson.mesh(atlas, atlas.objects.countries, (a, b) => a !== b);
+  return {
+    // One feature per land polygon: a renderer reads a feature's first ring as its outer ring,
+    // and one multipolygon for all land would be drawn inside out wherever that ring is
+    // clipped away. TopoJSON's rings follow the sphere's winding; vector tiles need outer
+    // rings the other way.
+    earth: rewind({
+      type: "FeatureCollection",
+      // Country by country: one polygon for all of Africa and Eurasia, clipped and simplified
+      // at low zooms, self-intersects and is drawn with holes.
+      features: shapes.filter((f) => f.geometry).flatMap((f) =>
+        (f.geometry.type === "MultiPolygon" ? f.geometry.coordinates : [f.geometry.coordinates])
+          .map(cutAtAntimeridian).filter((rings) => rings.length > 0).map((coordinates) => ({
+          type: "Feature",
+          geometry: { type: "Polygon", coordinates },
+          properties: { kind: "earth" },
+        }))),
+    }),
+    boundaries: {
+      type: "FeatureCollection",
+      features: [
+        { type: "Feature", geometry: cutLinesAtAntimeridian(countryBorders), properties: { kind: "country", kind_detail: 2, admin_level: 2 } },
+        ...(withStates ? [{ type: "Feature", geometry: stateBorders, properties: { kind: "region", kind_detail: 4, admin_level: 4 } }] : []),
+      ],
+    },
+    places: placePoints,
+  };
+}
+
+// Three sets of tiles, each from the data and the detail its zooms need (as OpenMapTiles
+// does with Natural Earth's scales):
+// - zoom 0-1, the world view: the 1:110m countries, made for maps of the whole world. The
+//   first view's tiles are what the browser cuts into triangles before its first paint
+//   (docs/performance.md, "Web client"); this scale gives it a third of the 1:50m points.
+// - zoom 2: the 1:50m countries simplified with a tolerance of 4 (in units of the tile's
+//   4096 extent: half a CSS pixel of a 512-pixel tile).
+// - zoom 3-6: the 1:50m countries at a tolerance of 1, which keeps Natural Earth's coastlines
+//   as drawn, and US state lines (the style draws them from zoom 3).
+const WORLD_VIEW_MAX_ZOOM = 1;
 const LOW_ZOOM_MAX = 2;
 const LOW_ZOOM_TOLERANCE = Number(process.env.LOW_ZOOM_TOLERANCE || 4);
 const options = { maxZoom: MAX_ZOOM, indexMaxZoom: MAX_ZOOM, indexMaxPoints: 0, tolerance: 1, extent: 4096, buffer: 64 };
 // One zoom past the last it serves: geojson-vt keeps every point at an index's maxZoom.
-const lowOptions = { ...options, maxZoom: LOW_ZOOM_MAX + 1, indexMaxZoom: LOW_ZOOM_MAX + 1, tolerance: LOW_ZOOM_TOLERANCE };
-const indexesFor = (opts) => Object.fromEntries(Object.entries(layers).map(([name, fc]) => [name, geojsonvt(fc, opts)]));
-const indexes = indexesFor(options);
-const lowIndexes = indexesFor(lowOptions);
+const upTo = (zoom, tolerance) => ({ ...options, maxZoom: zoom + 1, indexMaxZoom: zoom + 1, tolerance });
+const indexesFor = (layers, opts) => Object.fromEntries(Object.entries(layers).map(([name, fc]) => [name, geojsonvt(fc, opts)]));
+const indexes = indexesFor(tileLayers(world, { withStates: true }), options);
+const lowIndexes = indexesFor(tileLayers(world, { withStates: false }), upTo(LOW_ZOOM_MAX, LOW_ZOOM_TOLERANCE));
+const worldViewIndexes = indexesFor(tileLayers(worldSmallScale, { withStates: false }), upTo(WORLD_VIEW_MAX_ZOOM, LOW_ZOOM_TOLERANCE));
+const indexesAt = (z) => (z <= WORLD_VIEW_MAX_ZOOM ? worldViewIndexes : z <= LOW_ZOOM_MAX ? lowIndexes : indexes);
 const points = new Map();
 const tilesDir = path.join(outDir, "tiles");
 fs.rmSync(tilesDir, { recursive: true, force: true });
@@ -299,9 +316,12 @@ for (let z = 0; z <= MAX_ZOOM; z++) {
   for (let x = 0; x < n; x++) {
     for (let y = 0; y < n; y++) {
       const tileLayers = {};
-      for (const [name, index] of Object.entries(z <= LOW_ZOOM_MAX ? lowIndexes : indexes)) {
+      for (const [name, index] of Object.entries(indexesAt(z))) {
         const tile = index.getTile(z, x, y);
-        if (tile && tile.features.length > 0) tileLayers[name] = tile;
+        // The style shows a place from its min_zoom on, judged at the tile's zoom: tiles below
+        // it need not carry it (a zoom 1 tile kept 1,013 places for the 129 it shows).
+        const features = tile && (name === "places" ? tile.features.filter((f) => f.tags.min_zoom <= z) : tile.features);
+        if (features && features.length > 0) tileLayers[name] = { ...tile, features };
       }
       if (tileLayers.earth) {
         const n = tileLayers.earth.features.reduce((sum, f) => sum + f.geometry.flat().length, 0);

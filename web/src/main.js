@@ -77,6 +77,7 @@ map.on("error", (event) => {
 });
 map.on("idle", () => feedback.clear("map"));
 map.once("idle", () => {
+  regions.addToMap();
   $("loading").hidden = true;
   document.body.dataset.mapReady = "true";
   document.body.dataset.firstPaintMs = String(Math.round(performance.now()));

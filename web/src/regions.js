@@ -7,7 +7,7 @@
 import { api } from "./api.js";
 import { $, el, feedback, formatBytes, formatDuration, confirmInline } from "./ui.js";
 import { accessNeeded, requestMapDataAccess } from "./powerbox.js";
-import { emptyAreas } from "./style.js";
+import { emptyAreas, areaSource, areaLayers } from "./style.js";
 
 const BOX_MIN_ZOOM = 4;
 const MAX_LISTED = 40;
@@ -283,15 +283,26 @@ export function setupRegions({ map, maplibregl, canDownload, refreshStatus, onRe
     shownBoxes = json;
   }
 
+  const shownToThisUser = () => (status && canDownload() ? boxes() : emptyAreas());
+
   let lastDone = null;
   return {
+    /**
+     * Puts the boxes on the map once its first view is drawn: a source loaded beside the first
+     * tiles would cost the map's worker time and a frame of its own before that view is complete.
+     */
+    addToMap() {
+      if (map.getSource("areas")) return;
+      const collection = shownToThisUser();
+      map.addSource("areas", areaSource(collection));
+      shownBoxes = JSON.stringify(collection);
+      const firstLabels = map.getStyle().layers.find((layer) => layer.type === "symbol");
+      for (const layer of areaLayers()) map.addLayer(layer, firstLabels && firstLabels.id);
+    },
     update(next) {
       status = next;
-      if (!canDownload()) {
-        showBoxes(emptyAreas());
-        return;
-      }
-      showBoxes(boxes());
+      showBoxes(shownToThisUser());
+      if (!canDownload()) return;
       const needsAccess = renderAccess();
       const state = status["available-areas-status"];
       const statusText = $("regions-status");
@@ -311,7 +322,7 @@ export function setupRegions({ map, maplibregl, canDownload, refreshStatus, onRe
       askedForList = true;
       act(() => api.fetchRegions())();
     },
-    boxes: () => (status && canDownload() ? boxes() : null),
+    boxes: shownToThisUser,
     names: () => Object.fromEntries([...names]),
   };
 }

@@ -61,25 +61,28 @@ const exp = (stops) => ["interpolate", ["exponential", 1.5], ["zoom"], ...stops.
 /**
  * The style for the given source zoom range: `regionsMaxZoom` is TileJSON's `maxzoom`;
  * `covered` the downloaded regions' [west, south, east, north] (TileJSON's `region_bounds`).
+ * `areas` the region boxes, or null to leave them out (the first view; see regions.addToMap).
  */
 export function mapStyle({ origin, regionsMaxZoom, version, areas, covered = [] }) {
   const tiles = [`${origin}/tiles/{z}/{x}/{y}.mvt?v=${encodeURIComponent(version)}`];
   const sources = {
     base: { type: "vector", tiles, minzoom: 0, maxzoom: BASE_MAX_ZOOM },
-    areas: { type: "geojson", data: areas || emptyAreas(), promoteId: "id" },
   };
+  if (areas) sources.areas = areaSource(areas);
   const hasRegions = regionsMaxZoom > BASE_MAX_ZOOM;
   if (hasRegions) {
     sources.regions = { type: "vector", tiles, minzoom: BASE_MAX_ZOOM + 1, maxzoom: regionsMaxZoom };
   }
   const split = BASE_MAX_ZOOM + 1;
+  // No background layer: the sea is the map element's own background (app.css, the colour of
+  // COLORS.water), seen where no land is drawn; a layer would be one more pass over the whole
+  // screen in every frame.
   const layers = [
-    { id: "background", type: "background", paint: { "background-color": COLORS.water } },
     fill("base-earth", "base", "earth", COLORS.land),
     ...regionLayers("lo", "base", 0, split),
     ...(hasRegions ? regionLayers("hi", "regions", split, 24) : []),
     ...boundaryLayers("base", "base"),
-    ...areaLayers(),
+    ...(areas ? areaLayers() : []),
     ...labelLayers("lo", "base", 0, split),
     ...(hasRegions ? labelLayers("hi", "regions", split, 24) : []),
     ...basePlaceLabels(covered),
@@ -87,6 +90,10 @@ export function mapStyle({ origin, regionsMaxZoom, version, areas, covered = [] 
   return {
     version: 8,
     name: "Desert Atlas",
+    // Nothing on this map is animated by paint transitions; without them a newly loaded style
+    // is not redrawn for 300 ms of frames that change nothing (three frames before the first
+    // tiles in software rendering).
+    transition: { duration: 0, delay: 0 },
     glyphs: `${origin}${glyphsPath()}/{fontstack}/{range}.pbf`,
     sources,
     layers,
@@ -191,9 +198,11 @@ function regionLayers(suffix, source, minzoom, maxzoom) {
     line(id("rail-roads"), source, "roads",
       { "line-color": COLORS.rail, "line-width": exp([[8, 0.6], [14, 1.5], [18, 3]]), "line-dasharray": [3, 3] },
       tagIn("railway", "rail", "light_rail", "subway", "tram")),
-    line(id("boundaries"), source, "boundaries",
+    // Up to the base map's last zoom its own layers (boundaryLayers) draw country and state
+    // lines, from any tile: a second, dashed line under them would only cost the first view.
+    ...(minzoom > BASE_MAX_ZOOM ? [line(id("boundaries"), source, "boundaries",
       { "line-color": COLORS.boundary, "line-width": 0.8, "line-dasharray": [3, 2] },
-      ["<=", ["coalesce", ["get", "pmap:min_admin_level"], ["get", "admin_level"], 10], 4]),
+      ["<=", ["coalesce", ["get", "pmap:min_admin_level"], ["get", "admin_level"], 10], 4])] : []),
   ], minzoom, maxzoom);
 }
 
@@ -208,8 +217,13 @@ function boundaryLayers(suffix, source) {
   ];
 }
 
+/** The region boxes' source; `areaLayers` draw it. */
+export function areaSource(areas) {
+  return { type: "geojson", data: areas, promoteId: "id" };
+}
+
 // Region boxes of the region list: shown when zoomed in enough to pick one.
-function areaLayers() {
+export function areaLayers() {
   const state = ["coalesce", ["feature-state", "state"], ["get", "state"]];
   const color = ["match", state, "done", "#2e8b57", "working", "#d98c1f", "failed", "#c0392b", "#3a7bd5"];
   return [
