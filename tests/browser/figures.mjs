@@ -10,7 +10,7 @@ import zlib from "node:zlib";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { makeRegion, startMapDataServer } from "./fixtures.mjs";
-import { coldPage, startLocalServer, until } from "./shared.mjs";
+import { baseMapInstalled, coldPage, startLocalServer, until } from "./shared.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const binary = process.env.DESERT_ATLAS_BIN || path.join(root, "target/release/desert-atlas");
@@ -43,21 +43,25 @@ const browser = await chromium.launch({
 try {
   const first = await browser.newPage();
   await first.goto(server.base);
-  await until(first, async () => (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map"), 120000);
+  await until(first, baseMapInstalled, 120000);
 
   // First view, cold cache each time: time to the first fully drawn map, bytes on the wire.
   const paints = [];
   const bytes = [];
   for (let i = 0; i < 5; i++) {
     const { context, page } = await coldPage(browser, { viewport: { width: 1280, height: 800 } });
-    const cdp = await context.newCDPSession(page);
-    await cdp.send("Network.enable");
-    let total = 0;
-    cdp.on("Network.loadingFinished", (e) => { total += e.encodedDataLength; });
+    // Every response of the page and of its workers (the map's worker fetches the tiles).
+    const finished = [];
+    page.on("requestfinished", (request) => finished.push(request));
     await page.goto(server.base);
     await page.waitForSelector("body[data-map-ready=true]", { state: "attached", timeout: 120000 });
     paints.push(Number(await page.getAttribute("body", "data-first-paint-ms")));
-    bytes.push(total);
+    const sizes = await Promise.all(finished.map((request) => request.sizes()));
+    bytes.push(sizes.reduce((sum, size) => sum + size.responseHeadersSize + size.responseBodySize, 0));
+    if (i === 0) {
+      const tiles = finished.filter((request) => request.url().includes("/tiles/") && request.url().includes(".mvt"));
+      console.log(`first view: ${finished.length} responses, of them ${tiles.length} tiles`);
+    }
     await context.close();
   }
   console.log(`first map paint (navigation start to the first complete draw, 1280x800, cold cache, median of 5): ${median(paints)} ms (all: ${paints.join(", ")})`);

@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { coldPage, startLocalServer } from "./shared.mjs";
+import { baseMapInstalled, coldPage, startLocalServer, until } from "./shared.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const binary = process.env.DESERT_ATLAS_BIN || path.join(root, "target/release/desert-atlas");
@@ -135,14 +135,7 @@ try {
   for (const server of servers) {
     const first = await browser.newPage();
     await first.goto(server.base);
-    // Until the base map is installed (an async condition, so not page.waitForFunction, which
-    // would take its promise for a true answer).
-    for (const deadline = Date.now() + 120000; ;) {
-      const ready = await first.evaluate(async () => (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map")).catch(() => false);
-      if (ready) break;
-      if (Date.now() > deadline) throw new Error("the base map was not installed within 120 s");
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    await until(first, baseMapInstalled, 120000);
     await first.close();
   }
 

@@ -22,7 +22,7 @@ import { chromium } from "playwright-core";
 import { PNG } from "pngjs";
 import { startBridgeProxy, startFront } from "./bridge.mjs";
 import { makeRegion, startMapDataServer } from "./fixtures.mjs";
-import { until } from "./shared.mjs";
+import { baseMapInstalled, until } from "./shared.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
@@ -304,7 +304,7 @@ try {
     const { page } = t;
     await page.goto(`${localFront}/#3/45/10`);
     // The base map installs in the background at first start.
-    await until(page, async () => (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map"), 90000);
+    await until(page, baseMapInstalled, 90000);
     await page.reload();
     await ready(page);
     assert(await page.isHidden("#loading"), "the loading note stays");
@@ -655,7 +655,7 @@ try {
     const t = await open(PHONE, { allowed: [front, shell], touch: true });
     const { page } = t;
     await page.goto(`${front}/app/map-download-status`);
-    await until(page, async () => (await (await fetch("/tiles/tiles.json")).json()).regions.includes("base-map"), 90000);
+    await until(page, baseMapInstalled, 90000);
     const frame = await inShell(t, front, "");
     await frame.waitForSelector("#tutorial:not([hidden])");
     assert(await frame.getAttribute("#tutorial", "data-role") === "downloader", "not the downloader tutorial");

@@ -42,3 +42,15 @@ export async function coldPage(browser, contextOptions) {
   await new Promise((resolve) => setTimeout(resolve, Number(process.env.SETTLE_MS ?? 2000)));
   return { context, page };
 }
+
+// Run in a page: whether the grain's base map is installed. An answer that is not TileJSON is
+// an error naming the page and the answer, for `until` to report.
+export async function baseMapInstalled() {
+  const answer = await fetch("/tiles/tiles.json");
+  const text = await answer.text();
+  try {
+    return JSON.parse(text).regions.includes("base-map");
+  } catch {
+    throw new Error(`${location.href}: /tiles/tiles.json answered ${answer.status}: ${text.slice(0, 200)}`);
+  }
+}

@@ -291,7 +291,7 @@ function tileLayers(atlas, { withStates }) {
 // does with Natural Earth's scales):
 // - zoom 0-1, the world view: the 1:110m countries, made for maps of the whole world. The
 //   first view's tiles are what the browser cuts into triangles before its first paint
-//   (docs/performance.md, "Web client"); this scale gives it a third of the 1:50m points.
+//   (docs/performance.md, "Web client"); this scale gives it under half the 1:50m points.
 // - zoom 2: the 1:50m countries simplified with a tolerance of 4 (in units of the tile's
 //   4096 extent: half a CSS pixel of a 512-pixel tile).
 // - zoom 3-6: the 1:50m countries at a tolerance of 1, which keeps Natural Earth's coastlines
