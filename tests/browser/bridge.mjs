@@ -20,8 +20,9 @@ import path from "node:path";
  * scripts, styles and fonts from 'self', connect-src 'self'), made stricter where the page
  * promises more (no inline script or style, no eval, images only from itself) and with one
  * difference: Sandstorm's strict policy says `worker-src 'none'`, and MapLibre cannot draw
- * without its web worker (made from a blob: URL), so workers from blob: are allowed here.
- * With the default (relaxed) setting Sandstorm sends no such policy at all.
+ * without its web worker (made from a blob: URL), so workers from blob: are allowed here (one
+ * test runs under the strict policy itself, STRICT_CSP, and sees the page explain the blank
+ * map). With the default (relaxed) setting Sandstorm sends no such policy at all.
  */
 export const CSP = [
   "default-src 'none'",
@@ -37,6 +38,15 @@ export const CSP = [
   "base-uri 'self'",
   "form-action 'self'",
 ].join("; ");
+
+/**
+ * Sandstorm's strict policy word for word (src/sandstorm/web-session-bridge.c++, sent when the
+ * server sets ALLOW_LEGACY_RELAXED_CSP=false), with its hosts: no web worker may start.
+ */
+export const STRICT_CSP = "default-src 'none'; webrtc 'block'; "
+  + ["img-src *", "media-src *", "script-src 'self'", "style-src 'self'", "child-src 'self'", "font-src 'self'", "frame-src 'self'"]
+    .map((directive) => `${directive} 'unsafe-inline' 'unsafe-eval' data: blob:; `).join("")
+  + "worker-src 'none';connect-src 'self' ;";
 
 // The package's roles (.sandstorm/sandstorm-pkgdef.capnp) and an anonymous visitor.
 export const ROLES = {
@@ -77,12 +87,13 @@ function listen(server, closers) {
  * The front on a loopback port; resolves to its origin. `backend` gets the API paths (every
  * path when there is no `dir`); `dir`'s files are served with their .gz siblings (as nginx's
  * gzip_static); `role` (a key of ROLES) adds the bridge's headers for that role as `user`;
- * `csp: false` leaves the policy out (for the stand-in of Sandstorm's shell only).
+ * `csp: false` leaves the policy out (for the stand-in of Sandstorm's shell only); a string is
+ * the policy sent instead of CSP.
  */
 export async function startFront({ backend = null, dir = null, role = null, user = role, csp = true, closers }) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, "http://x");
-    const policy = csp ? { "Content-Security-Policy": CSP } : {};
+    const policy = csp ? { "Content-Security-Policy": typeof csp === "string" ? csp : CSP } : {};
     if (backend && (!dir || /^\/(app|app-go|tiles)\//.test(url.pathname))) {
       const headers = {};
       for (const [name, value] of Object.entries(req.headers)) {

@@ -37,6 +37,18 @@ function styleFor(tileJson, areas) {
   });
 }
 
+// Under Sandstorm's strict content security policy (a server setting) no web worker may start,
+// and MapLibre draws nothing without its worker: say so where the map would be, once, rather
+// than "Loading" for ever. Everything else on the page works without the map.
+document.addEventListener("securitypolicyviolation", (event) => {
+  if (event.effectiveDirective !== "worker-src" || document.body.dataset.mapBlocked) return;
+  document.body.dataset.mapBlocked = "true";
+  const box = $("loading");
+  box.setAttribute("role", "alert");
+  box.classList.add("blocked");
+  box.textContent = "This server's security policy forbids the web worker that draws the map, so the map stays blank. "
+    + "Search, bookmarks and the export still work. Its administrator can allow it: ALLOW_LEGACY_RELAXED_CSP=true in sandstorm.conf.";
+});
 // The map's worker starts now, while the TileJSON is read, not once the map is made.
 maplibregl.prewarm();
 // The world view: the world once, edge to edge, on screens wider than it is at zoom 1.3; a
