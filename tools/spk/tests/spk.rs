@@ -127,10 +127,25 @@ fn always_include() -> Vec<String> {
         .collect()
 }
 
+/// The server's path in the checkout: what the pkgdef's grain command runs after the bridge's
+/// `--`, under /opt/app.
+fn server() -> String {
+    let text = std::fs::read_to_string(pkgdef()).unwrap();
+    let start = text.find("argv = [").expect("pkgdef has argv");
+    let argv: Vec<&str> = text[start..start + text[start..].find(']').unwrap()]
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .collect();
+    let after = argv.iter().position(|a| *a == "--").expect("argv runs the bridge");
+    argv[after + 1]
+        .strip_prefix("/opt/app/")
+        .expect("the server is under /opt/app")
+        .to_owned()
+}
+
 /// A stand-in for this checkout at /opt/app: a small file (or a directory of two, where the
 /// checkout has a directory) for each `alwaysInclude` entry, so packing needs no release build.
-/// The server's path in the checkout, as the pkgdef's `alwaysInclude` names it.
-const SERVER: &str = "target/x86_64-unknown-linux-gnu/release/desert-atlas";
 
 fn make_app(app: &Path) {
     for entry in always_include() {
@@ -353,7 +368,7 @@ fn libsodium_opens_the_signature_over_the_archive() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("executable = \"fixture {SERVER}\\n\"")),
+        text.contains(&format!("executable = \"fixture {}\\n\"", server())),
         "{text}"
     );
     assert!(
@@ -439,10 +454,10 @@ fn the_manifest_holds_the_pkgdefs_app_commands_permissions_and_roles() {
 #[test]
 fn unpack_writes_the_tree_with_modes_links_and_contents() {
     let f = fixture();
-    let binary = f.unpacked.join("opt/app").join(SERVER);
+    let binary = f.unpacked.join("opt/app").join(server());
     assert_eq!(
         std::fs::read(&binary).unwrap(),
-        std::fs::read(f.app.join(SERVER)).unwrap()
+        std::fs::read(f.app.join(server())).unwrap()
     );
     assert_eq!(
         std::fs::metadata(&binary).unwrap().permissions().mode() & 0o777,
