@@ -137,7 +137,10 @@ fn server() -> String {
         .skip(1)
         .step_by(2)
         .collect();
-    let after = argv.iter().position(|a| *a == "--").expect("argv runs the bridge");
+    let after = argv
+        .iter()
+        .position(|a| *a == "--")
+        .expect("argv runs the bridge");
     argv[after + 1]
         .strip_prefix("/opt/app/")
         .expect("the server is under /opt/app")
