@@ -149,7 +149,6 @@ fn server() -> String {
 
 /// A stand-in for this checkout at /opt/app: a small file (or a directory of two, where the
 /// checkout has a directory) for each `alwaysInclude` entry, so packing needs no release build.
-
 fn make_app(app: &Path) {
     for entry in always_include() {
         let Some(rel) = entry.strip_prefix("opt/app/") else {
