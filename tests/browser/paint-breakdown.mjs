@@ -5,7 +5,13 @@
 // frame, tiles in, `idle` = the first complete draw), the network waterfall (when each request
 // starts and ends, from the browser's own network log, workers' requests included), and the
 // CPU time of each thread from a Chromium trace (script compile and run, GPU work, tile
-// parsing in the workers). Prints figures; asserts nothing. Run by scripts/bench/web-paint.
+// parsing in the workers, the browser's own pages apart). Prints figures; asserts nothing.
+// Run by `scripts/bench/web paint`.
+//
+// Environment: LOADS (default 5) loads per build; ASSETS=dir1,dir2 builds to compare; TRACE=0
+// without the trace (tracing costs CPU); TRACE_DIR=dir keeps the traces; PROFILE=1 adds V8's
+// sampling profiler to them; DETAIL=1 prints the map's events and who asked for each frame;
+// SETTLE_MS (default 2000) the wait in the opened window before the load (shared.mjs).
 
 import fs from "node:fs";
 import os from "node:os";
