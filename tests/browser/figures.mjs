@@ -69,10 +69,16 @@ try {
 
   // A region with `rows` search rows, installed through the real download path.
   await first.evaluate(async () => fetch("/app/download-manifest", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" }));
-  await until(first, async () => Boolean((await (await fetch("/app/map-download-status")).json())["available-areas"]), 120000);
+  await until(first, async () => {
+    const status = JSON.parse(await (await fetch("/app/map-download-status")).text());
+    return Boolean(status["available-areas"]);
+  }, 120000);
   const started = Date.now();
   await first.evaluate(async () => fetch("/app/download-map", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ "tile-id": "big" }) }));
-  await until(first, async () => (await (await fetch("/app/map-download-status")).json()).done.includes("big"), 600000);
+  await until(first, async () => {
+    const status = JSON.parse(await (await fetch("/app/map-download-status")).text());
+    return status.done.includes("big");
+  }, 600000);
   console.log(`region of ${rows} search rows downloaded and installed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   // Keystroke to results shown: from the key event to the list drawn with this query's results.

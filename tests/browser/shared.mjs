@@ -4,7 +4,9 @@
 import { spawn } from "node:child_process";
 
 // Waits until `condition` (run in the page) comes true. Not `page.waitForFunction`: that takes
-// the promise an async condition returns for a true answer, and would not wait at all.
+// the promise an async condition returns for a true answer, and would not wait at all. Give
+// conditions a block body: waits on async arrows with an expression body have read an answer
+// of the server as the text "resolve_de…" (not understood; docs/performance.md, 06:52).
 export async function until(page, condition, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   let last = "it stayed false";
