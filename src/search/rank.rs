@@ -151,16 +151,10 @@ fn title_words(title: &str) -> (Vec<String>, Vec<usize>) {
 /// How well the place matches, or `None` when it does not: its title must hold every term,
 /// or one alias must be the query's words from its first word to its last (so "Paris of the
 /// North" does not answer "paris"), with any words left over found in the title ("wien
-/// austria").
-pub fn quality(terms: &[Term], title: &str, aliases: &str) -> Option<Quality> {
-    quality_as_typed(terms, false, title, aliases)
-}
-
-/// [`quality`] for a query typed in another script than Latin (`typed_in_other_script`) or
-/// not: an alias folded from another script (marked [`OTHER_SCRIPT_MARK`]) counts only for
-/// the former. Folded, ロメ (Lomé in Japanese) reads "rome"; someone typing "rome" in Latin
-/// letters means Rome.
-pub fn quality_as_typed(
+/// austria"). An alias folded from another script (marked [`OTHER_SCRIPT_MARK`]) counts only
+/// for a query `typed_in_other_script` too: folded, ロメ (Lomé in Japanese) reads "rome", and
+/// someone typing "rome" in Latin letters means Rome.
+pub fn quality(
     terms: &[Term],
     typed_in_other_script: bool,
     title: &str,
@@ -290,7 +284,7 @@ pub fn order(
     let mut scored: Vec<(f64, Quality, Found)> = found
         .into_iter()
         .filter_map(|f| {
-            let quality = quality_as_typed(terms, typed_in_other_script, &f.title, &f.aliases)?;
+            let quality = quality(terms, typed_in_other_script, &f.title, &f.aliases)?;
             let score = score(
                 &f,
                 quality,
@@ -347,24 +341,24 @@ mod tests {
     use crate::search::query::parse;
 
     fn q(query: &str, title: &str, aliases: &str) -> Option<Quality> {
-        quality(&parse(query), title, aliases)
+        quality(&parse(query), false, title, aliases)
     }
 
     #[test]
     fn an_alias_folded_from_another_script_counts_only_for_a_query_in_another_script() {
         let terms = parse("rome");
         let aliases = "lome|~rome";
-        assert_eq!(quality_as_typed(&terms, false, "Lomé, Togo", aliases), None);
+        assert_eq!(quality(&terms, false, "Lomé, Togo", aliases), None);
         assert_eq!(
-            quality_as_typed(&parse("ロメ"), true, "Lomé, Togo", aliases),
+            quality(&parse("ロメ"), true, "Lomé, Togo", aliases),
             Some(Quality::AliasExact)
         );
         assert_eq!(
-            quality_as_typed(&parse("lome"), false, "Lomé, Togo", "~rome|lome"),
+            quality(&parse("lome"), false, "Lomé, Togo", "~rome|lome"),
             Some(Quality::Exact)
         );
         assert_eq!(
-            quality_as_typed(&parse("lomee"), false, "Lomé, Togo", "~rome|lomee"),
+            quality(&parse("lomee"), false, "Lomé, Togo", "~rome|lomee"),
             Some(Quality::AliasExact)
         );
     }
@@ -435,7 +429,7 @@ mod tests {
             tile_id: String::new(),
         };
         let at = |f: &Found| {
-            let quality = quality(&terms, &f.title, &f.aliases).unwrap();
+            let quality = quality(&terms, false, &f.title, &f.aliases).unwrap();
             score(f, quality, false, 48.0, 10.0, 4.0)
         };
         assert!(at(&rome) > at(&romania));

@@ -240,7 +240,7 @@ fn results_match_are_ordered_by_score_and_show_the_nearest_best_match() {
                     "{} does not match {q:?}",
                     place.title
                 );
-                let quality = rank::quality(&terms, &place.title, "").unwrap();
+                let quality = rank::quality(&terms, false, &place.title, "").unwrap();
                 let found = rank::Found {
                     title: place.title.clone(),
                     aliases: String::new(),
@@ -256,11 +256,11 @@ fn results_match_are_ordered_by_score_and_show_the_nearest_best_match() {
             // The nearest of the best-matching places is always shown.
             let best_quality = matches
                 .iter()
-                .filter_map(|(n, _, _)| rank::quality(&terms, n, ""))
+                .filter_map(|(n, _, _)| rank::quality(&terms, false, n, ""))
                 .min();
             let nearest_best = matches
                 .iter()
-                .filter(|(n, _, _)| rank::quality(&terms, n, "") == best_quality)
+                .filter(|(n, _, _)| rank::quality(&terms, false, n, "") == best_quality)
                 .min_by(|a, b| {
                     let d = |r: &&&(String, f64, f64)| (r.1 - lat).powi(2) + (r.2 - lng).powi(2);
                     d(a).total_cmp(&d(b))
