@@ -221,38 +221,50 @@ async fn without_a_base_map_the_server_says_so_and_works() {
     panic!("no warning about the missing base map:\n{}", server.log());
 }
 
-/// The world draws before its places are searchable: the tiles are put in place first, then
-/// the places imported. The places are the real base map's, whose import takes seconds:
-/// tiles that answered only after the import would answer here only once the install is
-/// recorded.
+/// The world draws whatever becomes of its places: the tiles are put in place before the places
+/// are imported, so a places file that cannot be read leaves them served, the install
+/// unrecorded and nothing found; the next start with a sound file finishes the install.
 #[tokio::test]
-async fn the_tiles_are_served_while_the_places_are_still_being_imported() {
-    let slow = tempfile::tempdir().unwrap();
-    let base = slow.path().join("base-map");
+async fn the_tiles_do_not_wait_for_the_places_and_a_damaged_places_file_is_installed_next_start() {
+    let source = tempfile::tempdir().unwrap();
+    let base = source.path().join("base-map");
     std::fs::create_dir_all(&base).unwrap();
-    for file in ["tiles.pmtiles", places::FILE_NAME] {
-        std::fs::copy(assets().join("base-map").join(file), base.join(file)).unwrap();
-    }
-    std::fs::write(base.join("VERSION"), "slow\n").unwrap();
+    std::fs::copy(
+        assets().join("base-map/tiles.pmtiles"),
+        base.join("tiles.pmtiles"),
+    )
+    .unwrap();
+    std::fs::write(base.join("VERSION"), "damaged\n").unwrap();
+    write_places(&base, "Mendedtown");
+    let sound = std::fs::read(base.join(places::FILE_NAME)).unwrap();
+    std::fs::write(base.join(places::FILE_NAME), &sound[..sound.len() - 3]).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), slow.path());
-    // A guard, not a measure: the tiles answer once they are in place.
-    let mut tiles = 0;
-    for _ in 0..6000 {
-        tiles = server.get("/tiles/0/0/0.mvt").await.status().as_u16();
-        if tiles == 200 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(tiles, 200, "{}", server.log());
+    let server = start(dir.path(), source.path());
+    let log = server
+        .log_once(|log| log.contains("installing the base map failed"))
+        .await;
+    assert!(
+        log.contains("installing the base map failed") && log.contains("damaged"),
+        "{log}"
+    );
+    assert_eq!(server.get("/tiles/0/0/0.mvt").await.status(), 200, "{log}");
     assert_eq!(
         server.get("/tiles/base-map.pmtiles").await.status(),
         200,
         "the base map's archive is served too"
     );
-    // The import is still under way: the install is not recorded.
+    assert!(search(&server, "mendedtown", 1.0, 1.0).await.is_empty());
     assert!(!dir.path().join("search_imported/base-map").exists());
     assert!(!dir.path().join("data/base-map.version").exists());
+    drop(server);
+
+    std::fs::write(base.join(places::FILE_NAME), &sound).unwrap();
+    let server = start(dir.path(), source.path());
+    wait_installed(&server).await;
+    assert_eq!(
+        search(&server, "mendedtown", 1.0, 1.0).await,
+        vec![("Mendedtown".to_string(), 1.0, 1.0)]
+    );
+    assert_eq!(server.get("/tiles/0/0/0.mvt").await.status(), 200);
 }
