@@ -108,7 +108,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     };
     let state = open_state(&config, layout, &shutdown).map_err(|e| e.to_string())?;
     state.tiles.refresh().await;
-    eprintln!("desert-atlas: listening on http://{addr}");
+    announce_address(addr);
     state.regions.start();
     let activity = Arc::new(Activity::default());
     let tiles = state.clone();
@@ -163,6 +163,16 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         tracing::warn!("the downloads did not stop within {BACKGROUND_GRACE:?}; exiting anyway");
     }
     served
+}
+
+/// The line that tells whoever started the server where it listens, written with one
+/// `write(2)`: `eprintln!` writes each formatted piece on its own (the address alone took
+/// eleven writes), so a reader of the pipe could take `http://127.0` for the whole address.
+/// A write this short to a pipe is atomic.
+fn announce_address(addr: std::net::SocketAddr) {
+    use std::io::Write;
+    let line = format!("desert-atlas: listening on http://{addr}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// The process's one signal listener: SIGTERM (Sandstorm stopping the grain) or SIGINT

@@ -60,7 +60,8 @@ function startServer({ grain = false, mapData, env = {}, dataDir = fs.mkdtempSyn
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 30000);
     child.stderr.on("data", (chunk) => {
       log += chunk;
-      const match = /listening on (http:\/\/\S+)/.exec(log);
+      // The whole line: a chunk can end inside the address.
+      const match = /listening on (http:\/\/\S+)\n/.exec(log);
       if (match) {
         clearTimeout(timer);
         resolve({ child, base: match[1], dataDir, log: () => log });

@@ -4,9 +4,8 @@
 import { spawn } from "node:child_process";
 
 // Waits until `condition` (run in the page) comes true. Not `page.waitForFunction`: that takes
-// the promise an async condition returns for a true answer, and would not wait at all. Give
-// conditions a block body: waits on async arrows with an expression body have read an answer
-// of the server as the text "resolve_de…" (not understood; docs/performance.md, 06:52).
+// the promise an async condition returns for a true answer, and would not wait at all. The
+// error a condition throws is kept, so a wait that gives up says what it last read.
 export async function until(page, condition, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   let last = "it stayed false";
@@ -26,7 +25,8 @@ export function startLocalServer(binary, args) {
   return new Promise((resolve, reject) => {
     child.stderr.on("data", (c) => {
       log += c;
-      const m = /listening on (http:\/\/\S+)/.exec(log);
+      // The whole line: a chunk can end inside the address.
+      const m = /listening on (http:\/\/\S+)\n/.exec(log);
       if (m) resolve({ child, base: m[1] });
     });
     child.on("exit", (code) => reject(new Error(`server exited ${code}: ${log}`)));

@@ -110,3 +110,55 @@ async fn status_lists_the_callers_permissions() {
         assert!(owner.get(key).is_some(), "status lacks {key}: {owner}");
     }
 }
+
+/// Scripts read the address from the server's stderr as it arrives: the line must never
+/// arrive in pieces, or a reader takes `http://127.0` for the whole address (the browser
+/// suite once sent its requests to 0.0.0.127 that way). Written piece by piece, a read
+/// here returned part of the line in about one start of five, so forty starts are watched.
+#[test]
+fn the_listening_line_arrives_whole() {
+    for _ in 0..40 {
+        if let Err(what) = first_read_with_the_listening_line() {
+            panic!("{what}");
+        }
+    }
+}
+
+/// Starts the server and reads its stderr as a script would, until the listening line shows;
+/// an error if the read that brought it stopped before the line's end.
+fn first_read_with_the_listening_line() -> Result<(), String> {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--local", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("SANDSTORM")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start desert-atlas");
+    let mut pipe = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut chunk = [0u8; 4096];
+    let verdict = loop {
+        let n = pipe.read(&mut chunk).expect("read the server's stderr");
+        if n == 0 {
+            break Err(format!(
+                "the server ended without saying where it listens: {seen}"
+            ));
+        }
+        seen.push_str(&String::from_utf8_lossy(&chunk[..n]));
+        if let Some(at) = seen.find("listening on") {
+            break if seen[at..].contains('\n') {
+                Ok(())
+            } else {
+                Err(format!(
+                    "a read returned part of the line: {:?}",
+                    &seen[at..]
+                ))
+            };
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    verdict
+}
