@@ -33,6 +33,7 @@ const only = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
 fs.mkdirSync(shots, { recursive: true });
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "desert-atlas-browser-"));
 const children = [];
+let finishing = false;
 const closers = [];
 
 const DESKTOP = { width: 1280, height: 800 };
@@ -67,7 +68,11 @@ function startServer({ grain = false, mapData, env = {}, dataDir = fs.mkdtempSyn
         resolve({ child, base: match[1], dataDir, log: () => log });
       }
     });
-    child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
+    child.on("exit", (code, signal) => {
+      reject(new Error(`server exited with ${code}:\n${log}`));
+      // A server that dies while the tests run would fail them with a stranger reason.
+      if (!finishing) console.log(`     (a server exited with ${code ?? signal} during the tests; its log:\n${log.slice(-4000)})`);
+    });
   });
 }
 
@@ -834,6 +839,7 @@ try {
     await t.close();
   });
 } finally {
+  finishing = true;
   await browser.close();
   for (const child of children) child.kill();
   for (const close of closers) await close().catch(() => {});
