@@ -158,6 +158,27 @@ async function open(size, { allowed, touch = false } = {}) {
   };
 }
 
+/** Run in a page: the bookmarks whose markers are drawn more than 2 px from their place. */
+async function misplacedMarkers() {
+  const map = window.desertAtlasMap;
+  const canvas = map.getCanvas().getBoundingClientRect();
+  const all = Object.values(await (await fetch("/app/bookmarks")).json());
+  const wrong = [];
+  for (const b of all) {
+    const marker = [...document.querySelectorAll(".bookmark-marker")].find((e) => e.getAttribute("aria-label") === `Bookmark ${b.name}`);
+    if (!marker) {
+      wrong.push(`${b.name}: no marker`);
+      continue;
+    }
+    const box = marker.getBoundingClientRect();
+    const at = map.project([b.latlng.lng, b.latlng.lat]);
+    const dx = box.x + box.width / 2 - (canvas.x + at.x);
+    const dy = box.y + box.height / 2 - (canvas.y + at.y);
+    if (Math.hypot(dx, dy) > 2) wrong.push(`${b.name}: drawn ${Math.round(dx)},${Math.round(dy)} px off`);
+  }
+  return wrong;
+}
+
 /** Waits until the map has drawn everything it asked for. */
 async function idle(frame) {
   await frame.waitForFunction(() => window.desertAtlasMap, null, { timeout: 90000 });
@@ -431,6 +452,8 @@ try {
       return { z: map.getZoom(), count: all.length, outside: all.filter((b) => !map.getBounds().contains([b.latlng.lng, b.latlng.lat])).map((b) => b.name) };
     });
     assert(view.count >= 2 && view.outside.length === 0 && view.z > 3, `first view: ${JSON.stringify(view)}`);
+    const misplaced = await page.evaluate(misplacedMarkers);
+    assert(misplaced.length === 0, `markers off their bookmarks: ${misplaced.join("; ")}`);
     await page.screenshot({ path: path.join(shots, "desktop-bookmarks.png") });
     // Delete asks first.
     await page.click(`.bookmark-marker[aria-label="Bookmark Dinner"]`);
@@ -626,6 +649,8 @@ try {
     });
     assert(under > 0, "no region box under the marker");
     assert(await page.$$eval(".maplibregl-popup .region-popup", (e) => e.length) === 0, "the tap on a marker also opened a region's popup");
+    const misplaced = await page.evaluate(misplacedMarkers);
+    assert(misplaced.length === 0, `markers off their bookmarks: ${misplaced.join("; ")}`);
     await page.screenshot({ path: path.join(shots, "phone-bookmark.png") });
     t.assertClean();
     await t.close();
