@@ -4,7 +4,7 @@
 
 import maplibregl from "maplibre-gl";
 import { api } from "./api.js";
-import { mapStyle, BASE_MAX_ZOOM } from "./style.js";
+import { mapStyle, BASE_MAX_ZOOM, SEA } from "./style.js";
 import { $, feedback, isPhone } from "./ui.js";
 import { startPolling } from "./status.js";
 import { setupSearch } from "./search.js";
@@ -61,6 +61,7 @@ function worldView() {
 
 let tileJson = await readTileJson();
 const startView = parseHash(location.hash);
+$("map").style.background = SEA;
 const map = new maplibregl.Map({
   container: "map",
   style: styleFor(tileJson, null),

@@ -360,3 +360,6 @@ function basePlaceLabels(covered) {
     },
   ];
 }
+
+/** The sea: the map element's background, under every layer (the style has no background). */
+export const SEA = COLORS.water;
