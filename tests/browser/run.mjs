@@ -454,6 +454,11 @@ try {
     assert(view.count >= 2 && view.outside.length === 0 && view.z > 3, `first view: ${JSON.stringify(view)}`);
     const misplaced = await page.evaluate(misplacedMarkers);
     assert(misplaced.length === 0, `markers off their bookmarks: ${misplaced.join("; ")}`);
+    // The names are map labels, placed with (and before) the map's own.
+    await page.waitForFunction(() => {
+      const named = window.desertAtlasMap.queryRenderedFeatures({ layers: ["bookmark-labels"] }).map((f) => f.properties.name);
+      return named.includes("Dinner") && named.includes("Second");
+    }, null, { polling: 200 });
     await page.screenshot({ path: path.join(shots, "desktop-bookmarks.png") });
     // Delete asks first.
     await page.click(`.bookmark-marker[aria-label="Bookmark Dinner"]`);

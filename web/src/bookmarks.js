@@ -5,6 +5,7 @@
 
 import { api } from "./api.js";
 import { $, el, feedback, formatLatLng, confirmInline } from "./ui.js";
+import { BOOKMARK_SPACE, bookmarkLayers, bookmarkSource } from "./style.js";
 
 const LONG_PRESS_MS = 550;
 
@@ -108,8 +109,9 @@ export function setupBookmarks({ map, maplibregl, canEdit, onFlyTo }) {
       marker.setLngLat([b.latlng.lng, b.latlng.lat]);
       marker.getElement().setAttribute("aria-label", `Bookmark ${b.name}`);
       marker.getElement().title = b.name;
-      updateLabel(id, b);
     }
+    const names = map.getSource("bookmarks");
+    if (names) names.setData(collection());
     for (const [id, marker] of markers) {
       if (!seen.has(id)) {
         marker.remove();
@@ -132,16 +134,23 @@ export function setupBookmarks({ map, maplibregl, canEdit, onFlyTo }) {
     $("bookmarks-empty").hidden = list.children.length > 0;
   }
 
-  // The bookmark's name beside its marker (hidden on phones until zoomed in, by the CSS).
-  function updateLabel(id, b) {
-    const element = markers.get(id).getElement();
-    let label = element.querySelector(".label");
-    if (!label) {
-      label = el("span", { className: "label" });
-      element.append(label);
-    }
-    label.textContent = b.name;
+  /** The bookmarks as points with their names, for the map's label layer. */
+  function collection() {
+    return {
+      type: "FeatureCollection",
+      features: Object.entries(bookmarks).map(([id, b]) => ({
+        type: "Feature", properties: { id, name: b.name },
+        geometry: { type: "Point", coordinates: [b.latlng.lng, b.latlng.lat] },
+      })),
+    };
   }
+
+  // The empty image that keeps labels off the markers, again whenever a new style lacks it.
+  map.on("styleimagemissing", (event) => {
+    if (event.id !== BOOKMARK_SPACE.id) return;
+    const { width, height } = BOOKMARK_SPACE;
+    map.addImage(BOOKMARK_SPACE.id, { width, height, data: new Uint8Array(width * height * 4) });
+  });
 
   async function load() {
     try {
@@ -216,7 +225,15 @@ export function setupBookmarks({ map, maplibregl, canEdit, onFlyTo }) {
     addBookmarkPopup(lng, lat);
   });
 
-  return { load, addBookmarkPopup, all: () => bookmarks };
+  return {
+    load, addBookmarkPopup, collection, all: () => bookmarks,
+    /** Adds the names' layer on top, once the first view has drawn without it. */
+    addToMap() {
+      if (map.getSource("bookmarks")) return;
+      map.addSource("bookmarks", bookmarkSource(collection()));
+      for (const layer of bookmarkLayers()) map.addLayer(layer);
+    },
+  };
 }
 
 const round = (x) => Number(x.toFixed(6));

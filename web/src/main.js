@@ -27,12 +27,13 @@ async function readTileJson() {
   }
 }
 
-function styleFor(tileJson, areas) {
+function styleFor(tileJson, areas, bookmarkPoints = null) {
   return mapStyle({
     origin: location.origin,
     regionsMaxZoom: tileJson.maxzoom || 0,
     version: (tileJson.regions || []).join(","),
     areas,
+    bookmarks: bookmarkPoints,
     covered: Object.values(tileJson.region_bounds || {}),
   });
 }
@@ -91,6 +92,7 @@ map.on("error", (event) => {
 map.on("idle", () => feedback.clear("map"));
 map.once("idle", () => {
   regions.addToMap();
+  bookmarks.addToMap();
   $("loading").hidden = true;
   document.body.dataset.mapReady = "true";
   document.body.dataset.firstPaintMs = String(Math.round(performance.now()));
@@ -129,7 +131,7 @@ setupSearch({ map, maplibregl, canBookmark: () => can("bookmarks"), addBookmarkP
 // After a download or a delete: read TileJSON again and draw the new regions, no reload.
 async function regionsChanged() {
   tileJson = await readTileJson();
-  map.setStyle(styleFor(tileJson, regions.boxes()));
+  map.setStyle(styleFor(tileJson, regions.boxes(), bookmarks.collection()));
   showAttribution();
 }
 const regions = setupRegions({

@@ -63,20 +63,21 @@ const exp = (stops) => ["interpolate", ["exponential", 1.5], ["zoom"], ...stops.
  * `covered` the downloaded regions' [west, south, east, north] (TileJSON's `region_bounds`).
  * `areas` the region boxes, or null to leave them out (the first view; see regions.addToMap).
  */
-export function mapStyle({ origin, regionsMaxZoom, version, areas, covered = [] }) {
+export function mapStyle({ origin, regionsMaxZoom, version, areas, bookmarks = null, covered = [] }) {
   const tiles = [`${origin}/tiles/{z}/{x}/{y}.mvt?v=${encodeURIComponent(version)}`];
   const sources = {
     base: { type: "vector", tiles, minzoom: 0, maxzoom: BASE_MAX_ZOOM },
   };
   if (areas) sources.areas = areaSource(areas);
+  if (bookmarks) sources.bookmarks = bookmarkSource(bookmarks);
   const hasRegions = regionsMaxZoom > BASE_MAX_ZOOM;
   if (hasRegions) {
     sources.regions = { type: "vector", tiles, minzoom: BASE_MAX_ZOOM + 1, maxzoom: regionsMaxZoom };
   }
   const split = BASE_MAX_ZOOM + 1;
-  // No background layer: the sea is the map element's own background (app.css, the colour of
-  // COLORS.water), seen where no land is drawn; a layer would be one more pass over the whole
-  // screen in every frame.
+  // No background layer: the sea is the map element's own background (SEA, set by main.js),
+  // seen where no land is drawn; a layer would be one more pass over the whole screen in
+  // every frame.
   const layers = [
     fill("base-earth", "base", "earth", COLORS.land),
     ...regionLayers("lo", "base", 0, split),
@@ -86,6 +87,7 @@ export function mapStyle({ origin, regionsMaxZoom, version, areas, covered = [] 
     ...labelLayers("lo", "base", 0, split),
     ...(hasRegions ? labelLayers("hi", "regions", split, 24) : []),
     ...basePlaceLabels(covered),
+    ...(bookmarks ? bookmarkLayers() : []),
   ];
   return {
     version: 8,
@@ -218,6 +220,33 @@ function boundaryLayers(suffix, source) {
 }
 
 /** The region boxes' source; `areaLayers` draw it. */
+/** The bookmarks as points (`name` each), for their labels. */
+export function bookmarkSource(collection) {
+  return { type: "geojson", data: collection };
+}
+
+/** The image that keeps a bookmark's marker clear of labels: as big as the marker's dot, and
+ * empty (the dot itself is the page's marker, which can be tapped and focused). */
+export const BOOKMARK_SPACE = { id: "bookmark-space", width: 22, height: 22 };
+
+/**
+ * Bookmarks' names, drawn by the map rather than beside the markers, so that they and the
+ * map's own labels make room for each other. The layer is the style's last, so it is placed
+ * first: a city's name gives way to a bookmark's name over it, never the other way round.
+ */
+export function bookmarkLayers() {
+  return [{
+    id: "bookmark-labels", type: "symbol", source: "bookmarks",
+    layout: {
+      "icon-image": BOOKMARK_SPACE.id, "icon-allow-overlap": true,
+      "text-field": ["get", "name"], "text-font": FONT_BOLD, "text-size": 12, "text-max-width": 12,
+      "text-variable-anchor": ["left", "right", "top", "bottom"], "text-radial-offset": 1, "text-justify": "auto",
+      "text-optional": true,
+    },
+    paint: haloed("#5b1610"),
+  }];
+}
+
 export function areaSource(areas) {
   return { type: "geojson", data: areas, promoteId: "id" };
 }
