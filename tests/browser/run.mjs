@@ -158,13 +158,16 @@ async function open(size, { allowed, touch = false } = {}) {
   };
 }
 
-/** Run in a page: the bookmarks whose markers are drawn more than 2 px from their place. */
+/**
+ * Run in a page: the bookmarks in view whose markers are drawn more than 2 px from their
+ * place (out of view, MapLibre may draw a marker on another copy of the world).
+ */
 async function misplacedMarkers() {
   const map = window.desertAtlasMap;
   const canvas = map.getCanvas().getBoundingClientRect();
   const all = Object.values(await (await fetch("/app/bookmarks")).json());
   const wrong = [];
-  for (const b of all) {
+  for (const b of all.filter((b) => map.getBounds().contains([b.latlng.lng, b.latlng.lat]))) {
     const marker = [...document.querySelectorAll(".bookmark-marker")].find((e) => e.getAttribute("aria-label") === `Bookmark ${b.name}`);
     if (!marker) {
       wrong.push(`${b.name}: no marker`);
