@@ -463,6 +463,20 @@ try {
       return named.includes("Dinner") && named.includes("Second");
     }, null, { polling: 200 });
     await page.screenshot({ path: path.join(shots, "desktop-bookmarks.png") });
+    // A long name is cut on the map (the list and the popup keep it whole).
+    const long = `A very long name ${"that goes on and on ".repeat(20)}`.trim();
+    await page.evaluate(async (name) => {
+      const centre = window.desertAtlasMap.getCenter();
+      await fetch("/app/bookmark", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name, latlng: { lat: centre.lat, lng: centre.lng } }) });
+    }, long);
+    await page.reload();
+    await ready(page);
+    const drawn = await page.waitForFunction((name) => {
+      const feature = window.desertAtlasMap.queryRenderedFeatures({ layers: ["bookmark-labels"] }).find((f) => f.properties.name === name);
+      return feature && feature.properties.label;
+    }, long, { polling: 200 }).then((handle) => handle.jsonValue());
+    assert([...drawn].length <= 32 && drawn.endsWith("…") && long.startsWith(drawn.slice(0, -1)), `drawn as: ${drawn}`);
+    await page.waitForSelector(`#bookmarks li .name:text("${long.slice(0, 40)}")`);
     // Delete asks first.
     await page.click(`.bookmark-marker[aria-label="Bookmark Dinner"]`);
     await page.click(`${popup} .delete`);

@@ -8,6 +8,8 @@ import { $, el, feedback, formatLatLng, confirmInline } from "./ui.js";
 import { BOOKMARK_SPACE, bookmarkLayers, bookmarkSource } from "./style.js";
 
 const LONG_PRESS_MS = 550;
+/** The most characters of a bookmark's name drawn on the map (the popup and list show all). */
+const LABEL_CHARS = 32;
 
 export function setupBookmarks({ map, maplibregl, canEdit, onFlyTo }) {
   let bookmarks = {};
@@ -134,12 +136,18 @@ export function setupBookmarks({ map, maplibregl, canEdit, onFlyTo }) {
     $("bookmarks-empty").hidden = list.children.length > 0;
   }
 
+  /** A name as the map shows it: a long one (up to 500 characters) cut to two short lines. */
+  function shortName(name) {
+    const chars = [...name];
+    return chars.length > LABEL_CHARS ? `${chars.slice(0, LABEL_CHARS - 1).join("").trimEnd()}…` : name;
+  }
+
   /** The bookmarks as points with their names, for the map's label layer. */
   function collection() {
     return {
       type: "FeatureCollection",
       features: Object.entries(bookmarks).map(([id, b]) => ({
-        type: "Feature", properties: { id, name: b.name },
+        type: "Feature", properties: { id, name: b.name, label: shortName(b.name) },
         geometry: { type: "Point", coordinates: [b.latlng.lng, b.latlng.lat] },
       })),
     };

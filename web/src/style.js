@@ -220,7 +220,7 @@ function boundaryLayers(suffix, source) {
 }
 
 /** The region boxes' source; `areaLayers` draw it. */
-/** The bookmarks as points (`name` each), for their labels. */
+/** The bookmarks as points (`label` each, the name as drawn), for their labels. */
 export function bookmarkSource(collection) {
   return { type: "geojson", data: collection };
 }
@@ -239,7 +239,7 @@ export function bookmarkLayers() {
     id: "bookmark-labels", type: "symbol", source: "bookmarks",
     layout: {
       "icon-image": BOOKMARK_SPACE.id, "icon-allow-overlap": true,
-      "text-field": ["get", "name"], "text-font": FONT_BOLD, "text-size": 12, "text-max-width": 12,
+      "text-field": ["get", "label"], "text-font": FONT_BOLD, "text-size": 12, "text-max-width": 12,
       "text-variable-anchor": ["left", "right", "top", "bottom"], "text-radial-offset": 1, "text-justify": "auto",
       "text-optional": true,
     },
