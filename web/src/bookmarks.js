@@ -136,7 +136,7 @@ export function setupBookmarks({ map, maplibregl, canEdit, onFlyTo }) {
     $("bookmarks-empty").hidden = list.children.length > 0;
   }
 
-  /** A name as the map shows it: a long one (up to 500 characters) cut to two short lines. */
+  /** A name as the map shows it: a long one (names have up to 500 characters) cut short. */
   function shortName(name) {
     const chars = [...name];
     return chars.length > LABEL_CHARS ? `${chars.slice(0, LABEL_CHARS - 1).join("").trimEnd()}…` : name;

@@ -62,6 +62,8 @@ const exp = (stops) => ["interpolate", ["exponential", 1.5], ["zoom"], ...stops.
  * The style for the given source zoom range: `regionsMaxZoom` is TileJSON's `maxzoom`;
  * `covered` the downloaded regions' [west, south, east, north] (TileJSON's `region_bounds`).
  * `areas` the region boxes, or null to leave them out (the first view; see regions.addToMap).
+ * `bookmarks` the bookmarks' points for their names, or null to leave them out (the first view;
+ * see bookmarks.addToMap).
  */
 export function mapStyle({ origin, regionsMaxZoom, version, areas, bookmarks = null, covered = [] }) {
   const tiles = [`${origin}/tiles/{z}/{x}/{y}.mvt?v=${encodeURIComponent(version)}`];
