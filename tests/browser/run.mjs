@@ -57,19 +57,21 @@ function startServer({ grain = false, mapData, env = {}, dataDir = fs.mkdtempSyn
   });
   children.push(child);
   let log = "";
+  let started = false;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 30000);
     child.stderr.on("data", (chunk) => {
       log += chunk;
       // The whole line: a chunk can end inside the address.
       const match = /listening on (http:\/\/\S+)\n/.exec(log);
-      if (match) {
+      if (match && !started) {
+        started = true;
         clearTimeout(timer);
         resolve({ child, base: match[1], dataDir, log: () => log });
       }
     });
     child.on("exit", (code, signal) => {
-      reject(new Error(`server exited with ${code}:\n${log}`));
+      if (!started) return reject(new Error(`server exited with ${code ?? signal}:\n${log}`));
       // A server that dies while the tests run would fail them with a stranger reason.
       if (!finishing) console.log(`     (a server exited with ${code ?? signal} during the tests; its log:\n${log.slice(-4000)})`);
     });
