@@ -36,6 +36,8 @@ pub struct AppState {
     pub tiles: Arc<TileStore>,
     pub regions: Regions,
     pub powerbox: Powerbox,
+    /// Whether this start has installed the base map yet.
+    pub base_map: crate::basemap::Progress,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -262,5 +262,6 @@ fn open_state(
         regions,
         powerbox,
         layout,
+        base_map: Default::default(),
     }))
 }

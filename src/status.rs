@@ -14,5 +14,6 @@ pub async fn get(State(state): State<SharedState>, caller: Caller) -> Result<Jso
     body["tutorial-mode"] = json!(state.tutorial.mode_for(&caller).await?);
     body["permissions"] = json!(caller.permission_names());
     body["connected"] = json!(crate::sandstorm::http::connected(&state));
+    body["base-map"] = json!(state.base_map.name());
     Ok(Json(body))
 }

@@ -9,6 +9,7 @@
 pub mod places;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use crate::app::SharedState;
@@ -18,15 +19,46 @@ use crate::layout::Layout;
 use crate::search::SearchIndex;
 use crate::tile_id::TileId;
 
+/// How far this start has got with the base map: the page says so when a search finds
+/// nothing because the places are not imported yet (`base-map` in the status).
+#[derive(Default)]
+pub struct Progress(AtomicU8);
+
+impl Progress {
+    const PREPARING: u8 = 0;
+    const READY: u8 = 1;
+    const FAILED: u8 = 2;
+    const ABSENT: u8 = 3;
+
+    /// `preparing` (every start checks, and installs what it lacks), `ready`, `failed` (the
+    /// log says why; the next start tries again) or `absent` (no base map in the assets).
+    pub fn name(&self) -> &'static str {
+        match self.0.load(Ordering::Acquire) {
+            Self::PREPARING => "preparing",
+            Self::READY => "ready",
+            Self::FAILED => "failed",
+            _ => "absent",
+        }
+    }
+
+    fn set(&self, value: u8) {
+        self.0.store(value, Ordering::Release);
+    }
+}
+
 /// Installs the base map of `assets` in the background if this grain lacks that version.
 pub fn install_in_background(state: SharedState, assets: PathBuf) {
     tokio::spawn(async move {
         let source = assets.join("base-map");
-        let Ok(version) = std::fs::read_to_string(source.join("VERSION")) else {
+        let version_file = source.join("VERSION");
+        let Ok(version) =
+            crate::task::blocking(move || Ok(std::fs::read_to_string(version_file)?)).await
+        else {
             tracing::warn!(
                 "no base map in {}: run scripts/build-assets; the world map and place search stay empty until then",
                 source.display()
             );
+            state.base_map.set(Progress::ABSENT);
             return;
         };
         let version = version.trim().to_string();
@@ -35,10 +67,14 @@ pub fn install_in_background(state: SharedState, assets: PathBuf) {
         let placed =
             crate::task::blocking(move || place_tiles(&layout, &tiles_source, &tiles_version))
                 .await;
+        let mut failed = false;
         match placed {
             Ok(true) => state.tiles.refresh().await,
             Ok(false) => {}
-            Err(e) => tracing::error!("installing the base map's tiles failed: {e}"),
+            Err(e) => {
+                failed = true;
+                tracing::error!("installing the base map's tiles failed: {e}");
+            }
         }
         let (layout, search) = (state.layout.clone(), state.search.clone());
         let installed =
@@ -46,8 +82,16 @@ pub fn install_in_background(state: SharedState, assets: PathBuf) {
         match installed {
             Ok(true) => state.tiles.refresh().await,
             Ok(false) => {}
-            Err(e) => tracing::error!("installing the base map failed: {e}"),
+            Err(e) => {
+                failed = true;
+                tracing::error!("installing the base map failed: {e}");
+            }
         }
+        state.base_map.set(if failed {
+            Progress::FAILED
+        } else {
+            Progress::READY
+        });
     });
 }
 

@@ -13,7 +13,7 @@
 // Every page must log no console error and contact no other origin. Screenshots go to
 // docs/screenshots/. Prints "N passed, N failed" and exits non-zero on any failure.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -46,8 +46,8 @@ const REGIONS = {
   "rome-c": { town: "Brokenburg", lat: 41.7, lng: 12.3, bounds: [[41.6, 12.2], [41.8, 12.4]] },
 };
 
-function startServer({ grain = false, mapData, env = {}, dataDir = fs.mkdtempSync(path.join(scratch, "data-")) }) {
-  const args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--assets", path.join(root, "build/assets")];
+function startServer({ grain = false, mapData, env = {}, dataDir = fs.mkdtempSync(path.join(scratch, "data-")), assets = path.join(root, "build/assets") }) {
+  const args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--assets", assets];
   if (!grain) args.push("--local");
   if (mapData) args.push("--map-data-url", mapData);
   const child = spawn(binary, args, {
@@ -639,6 +639,38 @@ try {
     await page.waitForFunction(() => document.querySelector("#sheet").dataset.state === "peek");
     await page.waitForSelector(".maplibregl-popup .add-from-search", { timeout: 90000 });
     await assertMapWithText(page, [0, 0, PHONE.width, 700], "phone");
+    t.assertClean();
+    await t.close();
+  });
+
+  await check("desktop: a search in a new grain's first seconds says the place names are being prepared, then shows them", async () => {
+    // The base map's files, but a FIFO for its VERSION: the install waits until the test
+    // writes it, as a slow first start would.
+    const assets = fs.mkdtempSync(path.join(scratch, "assets-"));
+    const built = path.join(root, "build/assets");
+    fs.symlinkSync(path.join(built, "web"), path.join(assets, "web"));
+    fs.mkdirSync(path.join(assets, "base-map"));
+    for (const name of fs.readdirSync(path.join(built, "base-map"))) {
+      if (name !== "VERSION") fs.symlinkSync(path.join(built, "base-map", name), path.join(assets, "base-map", name));
+    }
+    const version = path.join(assets, "base-map", "VERSION");
+    execFileSync("mkfifo", [version]);
+    const fresh = await startServer({ assets });
+    const front = await startFront({ backend: fresh.base, closers });
+    const t = await open(DESKTOP, { allowed: [front] });
+    const { page } = t;
+    await page.goto(`${front}/#6/41.9/12.5`);
+    await page.waitForSelector("body[data-ready=true]");
+    const state = await page.evaluate(async () => (await (await fetch("/app/map-download-status")).json())["base-map"]);
+    assert(state === "preparing", `the base map is ${state}`);
+    await page.click("#tutorial-close");
+    await page.fill("#search", "Rome");
+    await page.waitForSelector('#results li.empty:has-text("still being prepared")');
+    await page.screenshot({ path: path.join(shots, "desktop-search-preparing.png") });
+    // Opening the FIFO to write waits for the server, its reader.
+    await fs.promises.writeFile(version, fs.readFileSync(path.join(built, "base-map", "VERSION")));
+    // The search runs again by itself once the places are in.
+    await page.waitForSelector("#results li.result .title:text-is('Rome, Italy')");
     t.assertClean();
     await t.close();
   });

@@ -249,6 +249,7 @@ async fn the_tiles_do_not_wait_for_the_places_and_a_damaged_places_file_is_insta
         "{log}"
     );
     assert_eq!(server.get("/tiles/0/0/0.mvt").await.status(), 200, "{log}");
+    wait_for_base_map_state(&server, "failed").await;
     assert_eq!(
         server.get("/tiles/base-map.pmtiles").await.status(),
         200,
@@ -267,4 +268,63 @@ async fn the_tiles_do_not_wait_for_the_places_and_a_damaged_places_file_is_insta
         vec![("Mendedtown".to_string(), 1.0, 1.0)]
     );
     assert_eq!(server.get("/tiles/0/0/0.mvt").await.status(), 200);
+}
+
+/// What the status says of the base map (`base-map`).
+async fn base_map_state(server: &TestServer) -> String {
+    let status: Value = server.get_json("/app/map-download-status").await;
+    status["base-map"].as_str().unwrap_or_default().to_string()
+}
+
+/// Polls the status until it says `state` of the base map. A guard, not a measure.
+async fn wait_for_base_map_state(server: &TestServer, state: &str) {
+    for _ in 0..1200 {
+        if base_map_state(server).await == state {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the base map never became {state}:\n{}", server.log());
+}
+
+/// Until this start has the base map's places, the status says `preparing` (the page then
+/// says why a search finds nothing), and `ready` once they are in. Here the base map's
+/// VERSION is a FIFO, so the install waits for the test to write it.
+#[tokio::test]
+async fn the_status_says_the_base_map_is_being_prepared_until_its_places_are_in() {
+    use std::os::unix::ffi::OsStrExt;
+    let source = tempfile::tempdir().unwrap();
+    let base = source.path().join("base-map");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::copy(
+        assets().join("base-map/tiles.pmtiles"),
+        base.join("tiles.pmtiles"),
+    )
+    .unwrap();
+    write_places(&base, "Waitingtown");
+    let version = base.join("VERSION");
+    let fifo = std::ffi::CString::new(version.as_os_str().as_bytes()).unwrap();
+    // SAFETY: mkfifo reads the path it is given and creates a file.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), source.path());
+    assert_eq!(base_map_state(&server).await, "preparing");
+    assert!(search(&server, "waitingtown", 1.0, 1.0).await.is_empty());
+    // Opening a FIFO to write waits for its reader, the server: on a thread of its own.
+    let writer = std::thread::spawn(move || std::fs::write(version, "waiting\n").unwrap());
+    wait_for_base_map_state(&server, "ready").await;
+    writer.join().unwrap();
+    assert_eq!(
+        search(&server, "waitingtown", 1.0, 1.0).await,
+        vec![("Waitingtown".to_string(), 1.0, 1.0)]
+    );
+}
+
+/// Assets without a base map: the status says `absent`, not `preparing` for ever.
+#[tokio::test]
+async fn the_status_says_when_there_is_no_base_map() {
+    let (assets, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = start(dir.path(), assets.path());
+    wait_for_base_map_state(&server, "absent").await;
 }

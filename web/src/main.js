@@ -126,7 +126,7 @@ $("tab-bookmarks").addEventListener("click", () => selectTab("bookmarks"));
 $("tab-regions").addEventListener("click", () => selectTab("regions"));
 
 const bookmarks = setupBookmarks({ map, maplibregl, canEdit: () => can("bookmarks"), onFlyTo: collapseOnPhone });
-setupSearch({ map, maplibregl, canBookmark: () => can("bookmarks"), addBookmarkPopup: bookmarks.addBookmarkPopup, onPicked: collapseOnPhone });
+const search = setupSearch({ map, maplibregl, canBookmark: () => can("bookmarks"), addBookmarkPopup: bookmarks.addBookmarkPopup, onPicked: collapseOnPhone });
 
 // After a download or a delete: read TileJSON again and draw the new regions, no reload.
 async function regionsChanged() {
@@ -156,6 +156,7 @@ const polling = startPolling((next) => {
   if (!can("download") && !$("panel-regions").hidden) selectTab("bookmarks");
   tutorial.update(status);
   regions.update(status);
+  search.baseMapIs(status["base-map"]);
 });
 // The region boxes' source exists once the style has loaded: draw them then.
 map.once("load", () => {

@@ -20,6 +20,8 @@ export function setupSearch({ map, maplibregl, canBookmark, addBookmarkPopup, on
   let marker = null;
   let lastQuery = "";
   let lastKey = 0;
+  // The base map's state from the status: "preparing" while a new grain imports its places.
+  let baseMap = "ready";
 
   function open(isOpen) {
     list.hidden = !isOpen;
@@ -40,8 +42,9 @@ export function setupSearch({ map, maplibregl, canBookmark, addBookmarkPopup, on
   function render(query) {
     list.replaceChildren();
     if (results.length === 0) {
-      list.append(el("li", { className: "empty", role: "option", "aria-disabled": "true" },
-        `Nothing found for “${query}”. Downloaded regions add streets and places.`));
+      list.append(el("li", { className: "empty", role: "option", "aria-disabled": "true" }, baseMap === "preparing"
+        ? `Nothing found for “${query}” yet: the world's place names are still being prepared. Results will show here in a moment.`
+        : `Nothing found for “${query}”. Downloaded regions add streets and places.`));
     }
     results.forEach((place, i) => {
       list.append(el("li", {
@@ -149,4 +152,13 @@ export function setupSearch({ map, maplibregl, canBookmark, addBookmarkPopup, on
   input.addEventListener("focus", () => {
     if (results.length && input.value) open(true);
   });
+
+  return {
+    /** The status's `base-map`; once the places are in, a search that found nothing runs again. */
+    baseMapIs(state) {
+      const wasPreparing = baseMap === "preparing";
+      baseMap = state || "ready";
+      if (wasPreparing && baseMap !== "preparing" && input.value.trim() && results.length === 0) run(input.value);
+    },
+  };
 }

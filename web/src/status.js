@@ -1,7 +1,8 @@
 // Polls /app/map-download-status and hands each answer to the page's parts. It polls fast
 // only while something moves (a download, an install, a deletion, the region list being
-// fetched), slowly when nothing does or the tab is hidden, and backs off while the grain
-// cannot be reached (2 s, 4 s … 60 s), retrying at once when the browser comes back online.
+// fetched, the base map's places being imported), slowly when nothing does or the tab is
+// hidden, and backs off while the grain cannot be reached (2 s, 4 s … 60 s), retrying at
+// once when the browser comes back online.
 
 import { api } from "./api.js";
 import { feedback } from "./ui.js";
@@ -15,7 +16,8 @@ export function busy(status) {
   return Object.keys(status["in-progress"] || {}).some((id) => !status["in-progress"][id].downloadError)
     || (status["queued-for-download"] || []).length > 0
     || (status["queued-for-deletion"] || []).length > 0
-    || status["available-areas-status"] === "started";
+    || status["available-areas-status"] === "started"
+    || status["base-map"] === "preparing";
 }
 
 export function startPolling(onStatus) {
