@@ -55,6 +55,21 @@ fn write_places(dir: &Path, name: &str) {
     places::write(&[place], &mut file).unwrap();
 }
 
+/// A base map's source with the built tiles and one place, `name`, at (1, 1); VERSION is left
+/// to the test. Returns the assets directory and its `base-map/`.
+fn base_map_source(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let source = tempfile::tempdir().unwrap();
+    let base = source.path().join("base-map");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::copy(
+        assets().join("base-map/tiles.pmtiles"),
+        base.join("tiles.pmtiles"),
+    )
+    .unwrap();
+    write_places(&base, name);
+    (source, base)
+}
+
 async fn search(server: &TestServer, q: &str, lat: f64, lng: f64) -> Vec<(String, f64, f64)> {
     let found: Value = server
         .get_json(&format!(
@@ -212,13 +227,13 @@ async fn without_a_base_map_the_server_says_so_and_works() {
     let empty = tempfile::tempdir().unwrap();
     let server = start(dir.path(), empty.path());
     assert_eq!(server.get("/app/bookmarks").await.status(), 200);
-    for _ in 0..100 {
-        if server.log().contains("no base map") {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("no warning about the missing base map:\n{}", server.log());
+    // The status says so too, not `preparing` for ever.
+    wait_for_base_map_state(&server, "absent").await;
+    assert!(
+        server.log().contains("no base map"),
+        "no warning about the missing base map:\n{}",
+        server.log()
+    );
 }
 
 /// The world draws whatever becomes of its places: the tiles are put in place before the places
@@ -226,16 +241,8 @@ async fn without_a_base_map_the_server_says_so_and_works() {
 /// unrecorded and nothing found; the next start with a sound file finishes the install.
 #[tokio::test]
 async fn the_tiles_do_not_wait_for_the_places_and_a_damaged_places_file_is_installed_next_start() {
-    let source = tempfile::tempdir().unwrap();
-    let base = source.path().join("base-map");
-    std::fs::create_dir_all(&base).unwrap();
-    std::fs::copy(
-        assets().join("base-map/tiles.pmtiles"),
-        base.join("tiles.pmtiles"),
-    )
-    .unwrap();
+    let (source, base) = base_map_source("Mendedtown");
     std::fs::write(base.join("VERSION"), "damaged\n").unwrap();
-    write_places(&base, "Mendedtown");
     let sound = std::fs::read(base.join(places::FILE_NAME)).unwrap();
     std::fs::write(base.join(places::FILE_NAME), &sound[..sound.len() - 3]).unwrap();
 
@@ -293,15 +300,7 @@ async fn wait_for_base_map_state(server: &TestServer, state: &str) {
 #[tokio::test]
 async fn the_status_says_the_base_map_is_being_prepared_until_its_places_are_in() {
     use std::os::unix::ffi::OsStrExt;
-    let source = tempfile::tempdir().unwrap();
-    let base = source.path().join("base-map");
-    std::fs::create_dir_all(&base).unwrap();
-    std::fs::copy(
-        assets().join("base-map/tiles.pmtiles"),
-        base.join("tiles.pmtiles"),
-    )
-    .unwrap();
-    write_places(&base, "Waitingtown");
+    let (source, base) = base_map_source("Waitingtown");
     let version = base.join("VERSION");
     let fifo = std::ffi::CString::new(version.as_os_str().as_bytes()).unwrap();
     // SAFETY: mkfifo reads the path it is given and creates a file.
@@ -319,12 +318,4 @@ async fn the_status_says_the_base_map_is_being_prepared_until_its_places_are_in(
         search(&server, "waitingtown", 1.0, 1.0).await,
         vec![("Waitingtown".to_string(), 1.0, 1.0)]
     );
-}
-
-/// Assets without a base map: the status says `absent`, not `preparing` for ever.
-#[tokio::test]
-async fn the_status_says_when_there_is_no_base_map() {
-    let (assets, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let server = start(dir.path(), assets.path());
-    wait_for_base_map_state(&server, "absent").await;
 }
