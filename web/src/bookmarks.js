@@ -112,8 +112,7 @@ export function setupBookmarks({ map, maplibregl, canEdit, onFlyTo }) {
       marker.getElement().setAttribute("aria-label", `Bookmark ${b.name}`);
       marker.getElement().title = b.name;
     }
-    const names = map.getSource("bookmarks");
-    if (names) names.setData(collection());
+    showNames();
     for (const [id, marker] of markers) {
       if (!seen.has(id)) {
         marker.remove();
@@ -151,6 +150,18 @@ export function setupBookmarks({ map, maplibregl, canEdit, onFlyTo }) {
         geometry: { type: "Point", coordinates: [b.latlng.lng, b.latlng.lat] },
       })),
     };
+  }
+
+  // The names' source gets new data only when a name or place changed: the list is read
+  // again every 15 s, and new data makes the map's worker cut it again and the map redraw.
+  let shownNames = null;
+  function showNames() {
+    const names = map.getSource("bookmarks");
+    const data = collection();
+    const json = JSON.stringify(data);
+    if (!names || json === shownNames) return;
+    names.setData(data);
+    shownNames = json;
   }
 
   // The empty image that keeps labels off the markers, again whenever a new style lacks it.
@@ -238,7 +249,9 @@ export function setupBookmarks({ map, maplibregl, canEdit, onFlyTo }) {
     /** Adds the names' layer on top, once the first view has drawn without it. */
     addToMap() {
       if (map.getSource("bookmarks")) return;
-      map.addSource("bookmarks", bookmarkSource(collection()));
+      const data = collection();
+      map.addSource("bookmarks", bookmarkSource(data));
+      shownNames = JSON.stringify(data);
       for (const layer of bookmarkLayers()) map.addLayer(layer);
     },
   };
