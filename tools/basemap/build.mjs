@@ -255,7 +255,7 @@ const placePoints = {
   })),
 };
 
-/// The layers of the tiles drawn from one of Natural Earth's scales of the countries.
+// The layers of the tiles drawn from one of Natural Earth's scales of the countries.
 function tileLayers(atlas, { withStates }) {
   const shapes = topojson.feature(atlas, atlas.objects.countries).features;
   const countryBorders = topojson.mesh(atlas, atlas.objects.countries, (a, b) => a !== b);
@@ -315,22 +315,22 @@ for (let z = 0; z <= MAX_ZOOM; z++) {
   const n = 1 << z;
   for (let x = 0; x < n; x++) {
     for (let y = 0; y < n; y++) {
-      const tileLayers = {};
+      const inTile = {};
       for (const [name, index] of Object.entries(indexesAt(z))) {
         const tile = index.getTile(z, x, y);
         // The style shows a place from its min_zoom on, judged at the tile's zoom: tiles below
         // it need not carry it (a zoom 1 tile kept 1,013 places for the 129 it shows).
         const features = tile && (name === "places" ? tile.features.filter((f) => f.tags.min_zoom <= z) : tile.features);
-        if (features && features.length > 0) tileLayers[name] = { ...tile, features };
+        if (features && features.length > 0) inTile[name] = { ...tile, features };
       }
-      if (tileLayers.earth) {
-        const n = tileLayers.earth.features.reduce((sum, f) => sum + f.geometry.flat().length, 0);
-        points.set(z, (points.get(z) || 0) + n);
+      if (inTile.earth) {
+        const land = inTile.earth.features.reduce((sum, f) => sum + f.geometry.flat().length, 0);
+        points.set(z, (points.get(z) || 0) + land);
       }
-      if (Object.keys(tileLayers).length === 0) continue;
+      if (Object.keys(inTile).length === 0) continue;
       const dir = path.join(tilesDir, String(z), String(x));
       fs.mkdirSync(dir, { recursive: true });
-      fs.writeFileSync(path.join(dir, `${y}.mvt`), vtpbf.fromGeojsonVt(tileLayers, { version: 2, extent: 4096 }));
+      fs.writeFileSync(path.join(dir, `${y}.mvt`), vtpbf.fromGeojsonVt(inTile, { version: 2, extent: 4096 }));
       count++;
     }
   }

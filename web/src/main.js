@@ -50,6 +50,8 @@ document.addEventListener("securitypolicyviolation", (event) => {
   box.textContent = "This server's security policy forbids the web worker that draws the map, so the map stays blank. "
     + "Search, bookmarks and the export still work. Its administrator can allow it: ALLOW_LEGACY_RELAXED_CSP=true in sandstorm.conf.";
 });
+// The sea is the map element's background, shown from the page's first frames on.
+$("map").style.background = SEA;
 // The map's worker starts now, while the TileJSON is read, not once the map is made.
 maplibregl.prewarm();
 // The world view: the world once, edge to edge, on screens wider than it is at zoom 1.3; a
@@ -62,7 +64,6 @@ function worldView() {
 
 let tileJson = await readTileJson();
 const startView = parseHash(location.hash);
-$("map").style.background = SEA;
 const map = new maplibregl.Map({
   container: "map",
   style: styleFor(tileJson, null),

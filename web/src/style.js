@@ -221,7 +221,6 @@ function boundaryLayers(suffix, source) {
   ];
 }
 
-/** The region boxes' source; `areaLayers` draw it. */
 /** The bookmarks as points (`label` each, the name as drawn), for their labels. */
 export function bookmarkSource(collection) {
   return { type: "geojson", data: collection };
@@ -249,6 +248,7 @@ export function bookmarkLayers() {
   }];
 }
 
+/** The region boxes' source; `areaLayers` draw it. */
 export function areaSource(areas) {
   return { type: "geojson", data: areas, promoteId: "id" };
 }

@@ -112,34 +112,32 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
-/// The pkgdef's `alwaysInclude` entries, read from its text.
-fn always_include() -> Vec<String> {
+/// The quoted strings of the pkgdef's `name = [ … ]`, read from its text (comments left out).
+fn pkgdef_list(name: &str) -> Vec<String> {
     let text = std::fs::read_to_string(pkgdef()).unwrap();
     let start = text
-        .find("alwaysInclude = [")
-        .expect("pkgdef has alwaysInclude");
+        .find(&format!("{name} = ["))
+        .unwrap_or_else(|| panic!("the pkgdef has {name}"));
     let block = &text[start..start + text[start..].find(']').unwrap()];
     block
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
+        .lines()
+        .map(|line| line.split('#').next().unwrap())
+        .flat_map(|line| line.split('"').skip(1).step_by(2).map(str::to_owned))
         .collect()
+}
+
+/// The pkgdef's `alwaysInclude` entries.
+fn always_include() -> Vec<String> {
+    pkgdef_list("alwaysInclude")
 }
 
 /// The server's path in the checkout: what the pkgdef's grain command runs after the bridge's
 /// `--`, under /opt/app.
 fn server() -> String {
-    let text = std::fs::read_to_string(pkgdef()).unwrap();
-    let start = text.find("argv = [").expect("pkgdef has argv");
-    let argv: Vec<&str> = text[start..start + text[start..].find(']').unwrap()]
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .collect();
+    let argv = pkgdef_list("argv");
     let after = argv
         .iter()
-        .position(|a| *a == "--")
+        .position(|a| a == "--")
         .expect("argv runs the bridge");
     argv[after + 1]
         .strip_prefix("/opt/app/")
